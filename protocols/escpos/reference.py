@@ -872,7 +872,7 @@ class ReferenceEscposDecoder:
                 # ASB: this byte plus three 0xx0xxxx bytes, XON/XOFF between them skipped
                 body = [b]
                 j = i + 1
-                while j < n and len(body) < 4:
+                while j < n and len(body) < 4 and j - i < T.MAX_ASB_SPAN:
                     c = buf[j]
                     if c in (0x11, 0x13):
                         j += 1
@@ -884,7 +884,7 @@ class ReferenceEscposDecoder:
                 if len(body) == 4:
                     self._asb(bytes(body))
                     i = j
-                elif j >= n:
+                elif j >= n and j - i < T.MAX_ASB_SPAN:
                     self._hold = buf[i:]
                     return
                 else:

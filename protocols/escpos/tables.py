@@ -15,6 +15,7 @@ MAX_CODE2D = 7089           # the largest QR code (version 40, numeric)
 MAX_IMAGE_BYTES = 4 << 20   # 1024-dot x 32768-row image; python-escpos splits images at 960 rows
 MAX_REQUESTS = 16           # outstanding status requests a till waits on; older ones are dropped first
 MAX_INFO = 80               # Epson's longest GS I block reply
+MAX_ASB_SPAN = 8            # an ASB is 4 bytes; XON/XOFF may fall between them, a few at most
 
 # ---------------------------------------------------------------- error codes (section 10)
 ERRORS = {

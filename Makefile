@@ -1,0 +1,85 @@
+# tillwire — every target bootstraps what it needs; `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEPS   := $(VENV)/.deps-installed
+NATIVE := protocols/.native-built
+C_SRC  := $(wildcard native/*.c native/*.h) native/build_ffi.py
+FUZZ_SECONDS ?= 60
+FUZZ_BIN := native/fuzz/fuzz_escpos
+ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
+UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+
+.PHONY: all run test test-native test-reference bench bench-quick sanitize fuzz fuzz-long samples native clean help
+all: test
+
+help:
+	@echo "make run        set up .venv and decode the bundled sample captures"
+	@echo "make test       set up .venv and run the whole suite on both backends (native, reference)"
+	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
+	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
+	@echo "make fuzz       libFuzzer on each C decoder for FUZZ_SECONDS (default 60)"
+	@echo "make samples    regenerate sessions/ from the project's own receipt generator"
+
+# --- setup: a virtualenv with the package (editable) and its dev extra; idempotent.
+$(DEPS): pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# --- the C core, rebuilt in place whenever a C source changes (warnings are errors here).
+$(NATIVE): $(DEPS) $(C_SRC)
+	TILLWIRE_WERROR=1 $(PY) native/build_ffi.py
+	@touch $@
+
+native: $(NATIVE)
+
+run: $(NATIVE)
+	@$(VENV)/bin/tillwire decode -p escpos --format text $(filter-out %.from_device.bin,$(wildcard sessions/escpos/*.bin))
+	@$(VENV)/bin/tillwire decode -p escpos --direction from_device --format text $(wildcard sessions/escpos/*.from_device.bin)
+
+test: $(NATIVE)
+	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
+	TILLWIRE_BACKEND=reference $(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider benches --quick
+
+test-native: $(NATIVE)
+	TILLWIRE_BACKEND=native $(PY) -m pytest -q tests
+
+test-reference: $(NATIVE)
+	TILLWIRE_BACKEND=reference $(PY) -m pytest -q tests
+
+bench: $(NATIVE)
+	$(PY) -m pytest -q -p no:cacheprovider benches --benchmark-columns=median,min,max,rounds --benchmark-sort=name
+
+samples: $(DEPS)
+	$(PY) -m simulator.receipts --out sessions/escpos
+
+# --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
+sanitize: $(DEPS)
+	TILLWIRE_SANITIZE=1 TILLWIRE_WERROR=1 $(PY) native/build_ffi.py
+	@rm -f $(NATIVE)
+	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TILLWIRE_BACKEND=native \
+	  $(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	  TILLWIRE_WERROR=1 $(PY) native/build_ffi.py && touch $(NATIVE); exit $$rc
+
+# --- libFuzzer under ASan+UBSan (clang comes from the distribution if missing).
+$(FUZZ_BIN): native/fuzz/fuzz_escpos.c $(wildcard native/*.c native/*.h)
+	@command -v clang >/dev/null || { echo "installing clang for libFuzzer (apt)"; \
+	  (apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev) >/dev/null || \
+	  { echo "make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 1; }; }
+	clang -std=c99 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Inative native/fuzz/fuzz_escpos.c $(filter %.c,$(wildcard native/*.c)) -o $@
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p native/fuzz/out
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=native/fuzz/out/ \
+	  native/fuzz/out native/fuzz/corpus/escpos
+
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=600
+
+clean:
+	rm -rf build $(VENV) protocols/_native*.so protocols/.native-built native/fuzz/out $(FUZZ_BIN) .hypothesis

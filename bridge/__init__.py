@@ -1,0 +1,1 @@
+"""The bridge: transports, pipeline, outbox, sinks, configuration and the ``tillwire`` command line."""

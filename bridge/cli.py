@@ -1,0 +1,137 @@
+"""``tillwire``: the command line. Each subcommand's ``--help`` shows an example."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a user mistake is one line on stderr and exit status 2 (never a usage dump or traceback)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"tillwire: error: {message}\n")
+    return EXIT_USAGE
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from bridge.receipt_text import render_event, summarize
+    from protocols import Decoder, available_protocols
+    from protocols.events import Sequencer, iter_bodies, pack, to_json_view
+
+    if args.protocol not in available_protocols():
+        return _fail(f"unknown protocol {args.protocol!r}; known protocols: {', '.join(available_protocols())}")
+    if args.src and len(args.files) > 1:
+        return _fail("--src names one source; give one FILE with it")
+    options: dict = {}
+    if args.images:
+        options["images"] = True
+    if args.profile:
+        options["profile"] = args.profile
+    # Read everything first, so a bad path fails before anything is printed.
+    inputs = []
+    for path in args.files:
+        try:
+            inputs.append((path, _read_input(path)))
+        except FileNotFoundError:
+            return _fail(f"cannot read {path}: no such file")
+        except IsADirectoryError:
+            return _fail(f"cannot read {path}: it is a directory")
+        except PermissionError:
+            return _fail(f"cannot read {path}: permission denied")
+        except OSError as exc:
+            return _fail(f"cannot read {path}: {exc.strerror or exc}")
+    out = sys.stdout.buffer
+    for path, data in inputs:
+        try:
+            dec = Decoder(args.protocol, direction=args.direction, **options)
+        except (ValueError, TypeError) as exc:
+            return _fail(str(exc))
+        except ImportError as exc:
+            return _fail(str(exc))
+        bodies = list(iter_bodies(dec.feed(data) + dec.close()))
+        name = "stdin" if path == "-" else os.path.basename(path)
+        src = args.src or f"file://{name}"
+        events = Sequencer(src).wrap(bodies, ts=0)
+        if args.format == "msgpack":
+            out.write(b"".join(pack(ev) for ev in events))
+        elif args.format == "jsonl":
+            for ev in events:
+                out.write(json.dumps(to_json_view(ev), ensure_ascii=False).encode() + b"\n")
+        else:
+            text = []
+            if len(inputs) > 1:
+                text.append(f"==> {name} <==")
+            for body in bodies:
+                text.extend(render_event(body, args.width))
+            text.append(summarize(name, bodies))
+            text.append("")
+            out.write("\n".join(text).encode())
+    out.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tillwire",
+        description="tillwire: taps POS device byte streams, decodes them and delivers the events.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    dec = sub.add_parser(
+        "decode",
+        help="decode a captured byte stream into events",
+        description="Decode a captured byte stream (a file, or - for stdin) into enveloped events.",
+        epilog="example: tillwire decode -p escpos --format text sessions/escpos/grocery-card.bin",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dec.add_argument("-p", "--protocol", required=True, help="protocol of the stream, e.g. escpos")
+    dec.add_argument("--direction", choices=("to_device", "from_device"), default="to_device",
+                     help="to_device: till → device (default); from_device: the device's replies")
+    dec.add_argument("--format", choices=("jsonl", "msgpack", "text"), default="jsonl",
+                     help="jsonl (default), msgpack, or text: the receipt as a person reads it")
+    dec.add_argument("--src", help="source URI of the events (default file://<name>)")
+    dec.add_argument("--images", action="store_true", help="include image bits in printer.image events")
+    dec.add_argument("--profile", help="printer profile for code tables (escpos: generic, tm-t88)")
+    dec.add_argument("--width", type=int, default=48, help="paper width in characters for --format text")
+    dec.add_argument("files", nargs="+", metavar="FILE", help="captured bytes, or - for stdin")
+    dec.set_defaults(func=cmd_decode)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # `tillwire decode ... | head`: the reader went away; not an error of ours.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Render decoded printer events as the receipt a person would read (``tillwire decode --format text``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+
+def _place(text: str, align: str, width: int) -> str:
+    if align == "center":
+        return text.center(width).rstrip()
+    if align == "right":
+        return text.rjust(width)
+    return text
+
+
+def _widened(text: str, spans: list) -> str:
+    """Double-width runs are shown with a space after each character, as they occupy two columns on paper."""
+    if not spans:
+        return text
+    out = []
+    widths = [1] * len(text)
+    for start, end, style in spans:
+        for k in range(start, min(end, len(text))):
+            widths[k] = int(style.get("width", 1))
+    for ch, w in zip(text, widths):
+        out.append(ch + " " * (w - 1))
+    return "".join(out)
+
+
+def render_event(body: dict, width: int) -> list[str]:
+    kind, data = body["type"], body["data"]
+    if kind == "printer.line":
+        return [_place(_widened(data["text"], data["spans"]), data["align"], width)]
+    if kind == "printer.feed":
+        lines = data.get("lines", 0)
+        return [""] * lines if lines > 0 else []
+    if kind == "printer.cut":
+        return [("- " * (width // 2) if data["partial"] else "=" * width).rstrip(), ""]
+    if kind == "printer.barcode":
+        return [_place(f"|||| {data['symbology']} {data['data']} ||||", "center", width)]
+    if kind == "printer.code2d":
+        value = data["data"]
+        shown = value if isinstance(value, str) else f"<{len(value)} bytes>"
+        return [_place(f"[{data['symbology']}: {shown}]", "center", width)]
+    if kind == "printer.image":
+        if "width" in data:
+            return [_place(f"[image {data['kind']} {data['width']}x{data['height']}]", "center", width)]
+        return [_place(f"[image {data['kind']} {data.get('key', '')}]", "center", width)]
+    if kind == "drawer.kick":
+        return [f"[drawer kick: pin {data['pin']}, {data['on_ms']} ms]"]
+    if kind == "protocol.error":
+        return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
+    if kind in ("printer.status", "printer.asb", "printer.info"):
+        fields = ", ".join(f"{k}={v}" for k, v in data.items() if k != "raw")
+        return [f"[{kind} {fields}]"]
+    return []
+
+
+def summarize(name: str, bodies: Iterable[dict]) -> str:
+    counts = Counter(b["type"] for b in bodies)
+    parts = [
+        f"{counts['printer.line']} lines",
+        f"{counts['printer.barcode']} barcodes",
+        f"{counts['printer.code2d']} 2D codes",
+        f"{counts['printer.image']} images",
+        f"{counts['printer.cut']} cuts",
+        f"{counts['drawer.kick']} drawer kicks",
+        f"{counts['protocol.error']} errors",
+    ]
+    total = sum(counts.values())
+    return f"{name}: {total} events — " + ", ".join(parts)
