@@ -10,11 +10,10 @@ benchmark corpus and the bundled sample captures can be regenerated and diffed.
 ``python -m simulator.receipts [--out sessions/escpos]`` rewrites the sample captures (see ``write_samples``).
 
 python-escpos is a dev extra (``pip install -e '.[dev]'``); it is imported lazily so that importing this module
-never needs it. The printer profile is python-escpos' ``TM-T88IV``: its code pages are exactly the ones our
-``generic`` profile numbers the same way (0 CP437, 1 katakana (python-escpos: CP932, whose single bytes A1–DF
-are the same half-width katakana), 2 CP850, 3 CP860, 4 CP863, 5 CP865, 16 CP1252, 17 CP866, 18 CP852,
-19 CP858), so the text python-escpos encodes (switching ``ESC t`` tables mid-line by itself) is the text our
-decoder must give back.
+never needs it. The printer profile is python-escpos' ``TM-T88IV``: each of its code pages is one our ``generic``
+profile numbers the same way (0 CP437, 1 katakana (python-escpos: CP932, whose single bytes A1–DF are the same
+half-width katakana), 2 CP850, 3 CP860, 4 CP863, 5 CP865, 16 CP1252, 17 CP866, 18 CP852, 19 CP858), so the text
+python-escpos encodes (switching ``ESC t`` tables mid-line by itself) is the text our decoder must give back.
 """
 
 from __future__ import annotations
