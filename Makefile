@@ -60,7 +60,7 @@ samples: $(DEPS)
 sanitize: $(DEPS)
 	TILLWIRE_SANITIZE=1 TILLWIRE_WERROR=1 $(PY) native/build_ffi.py
 	@rm -f $(NATIVE)
-	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TILLWIRE_BACKEND=native \
 	  $(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	  TILLWIRE_WERROR=1 $(PY) native/build_ffi.py && touch $(NATIVE); exit $$rc

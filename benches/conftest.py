@@ -7,6 +7,7 @@ never asserted.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 
@@ -65,14 +66,28 @@ def measure(benchmark, results):
     return run
 
 
+def machine_description() -> str:
+    """CPU model and count, Python and OS: printed with every set of figures."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{model} x {os.cpu_count()} ({platform.machine()}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res: Results | None = getattr(config, "_tillwire_bench", None)
     if not res or not res.figures:
         return
     tr = terminalreporter
     tr.section("tillwire throughput (medians" + (", --quick: 1 round, not a measurement)" if res.quick else ")"))
-    tr.write_line(f"machine: {platform.machine()}, {platform.processor() or 'cpu ?'}, "
-                  f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    tr.write_line(f"machine: {machine_description()}")
     tr.write_line(f"{'benchmark':44} {'MB/s':>10} {'events/s':>14} {'rounds':>7}")
     for fig in res.figures.values():
         tr.write_line(f"{fig.name:44} {fig.mb_s:10.1f} {fig.events_s:14,.0f} {fig.rounds:7d}")

@@ -47,24 +47,32 @@ def _flags() -> tuple[list[str], list[str]]:
     return compile_args, link_args
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_text())
-_compile_args, _link_args = _flags()
-ffibuilder.set_source(
-    "protocols._native",
-    '#include "tw_ffi.h"\n',
-    sources=[_rel(p) for p in sorted(glob.glob(os.path.join(HERE, "*.c")))],
-    include_dirs=[_rel(HERE)],
-    extra_compile_args=_compile_args,
-    extra_link_args=_link_args,
-)
+def make_builder(absolute: bool = False) -> FFI:
+    """Relative paths for setuptools (it builds from the project root); absolute ones for an in-place build,
+    because cffi's compile() runs the compiler from its temporary directory."""
+    place = (lambda p: p) if absolute else _rel
+    builder = FFI()
+    builder.cdef(_cdef_text())
+    compile_args, link_args = _flags()
+    builder.set_source(
+        "protocols._native",
+        '#include "tw_ffi.h"\n',
+        sources=[place(p) for p in sorted(glob.glob(os.path.join(HERE, "*.c")))],
+        include_dirs=[place(HERE)],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 
 if __name__ == "__main__":
     # In-place build: the .so lands next to protocols/__init__.py.
     os.chdir(ROOT)
     tmp = os.path.join(ROOT, "build", "ffi-sanitize" if os.environ.get("TILLWIRE_SANITIZE") == "1" else "ffi")
-    out = ffibuilder.compile(tmpdir=tmp, verbose=bool(os.environ.get("V")))
+    out = make_builder(absolute=True).compile(tmpdir=tmp, verbose=bool(os.environ.get("V")))
     # compile() writes protocols/_native.*.so under tmpdir; move it into the package.
     import shutil
 

@@ -851,9 +851,17 @@ class ReferenceEscposDecoder:
         pass
 
     # ------------------------------------------------------------------ printer -> till (section 9)
-    def _take_request(self, kinds: tuple[str, ...], min_n: int = -1, max_n: int = 1 << 30) -> tuple[str, int] | None:
+    def _take_request(self, kinds: tuple[str, ...], min_n: int | None = None) -> tuple[str, int] | None:
         for k, (kind, n) in enumerate(self._requests):
-            if kind in kinds and min_n <= n <= max_n:
+            if kind in kinds and (min_n is None or n >= min_n):
+                del self._requests[k]
+                return kind, n
+        return None
+
+    def _take_single_reply_request(self) -> tuple[str, int] | None:
+        """The oldest request a one-byte reply answers: paper_sensor, drawer, ink, or id with n < 65."""
+        for k, (kind, n) in enumerate(self._requests):
+            if kind in ("paper_sensor", "drawer", "ink") or (kind == "id" and n < 65):
                 del self._requests[k]
                 return kind, n
         return None
@@ -962,7 +970,7 @@ class ReferenceEscposDecoder:
         self._status("asb", fields, body, "printer.asb")
 
     def _single_reply(self, b: int) -> None:
-        req = self._take_request(("paper_sensor", "drawer", "ink", "id"), max_n=64)
+        req = self._take_single_reply_request()
         raw = bytes([b])
         if req is None:
             return self._status("unknown", {}, raw)

@@ -1,0 +1,32 @@
+/* Every length that comes from the wire is bounded; each bound lives here, once, with its reason.
+ * docs/protocols/escpos.md section 11 is the contract for the ESC/POS ones. */
+#ifndef TW_BOUNDS_H
+#define TW_BOUNDS_H
+
+/* Code points in one printed line. 80 mm paper holds at most 64 columns in font B; 16 times that covers any
+ * real line while bounding memory. A longer line is split (line_too_long). */
+#define TW_MAX_LINE_CHARS 1024
+
+/* Data bytes of a function-A barcode (GS k m d1..dk NUL): Epson's largest. */
+#define TW_MAX_BARCODE 255
+
+/* Stored 2D-code data: the largest QR code (version 40, numeric) holds 7089 characters. */
+#define TW_MAX_CODE2D 7089
+
+/* Image data kept per image: a 1024-dot x 32768-row image; python-escpos splits images at 960 rows. */
+#define TW_MAX_IMAGE_BYTES (4u * 1024u * 1024u)
+
+/* Outstanding status requests a till waits on; older ones are dropped first. */
+#define TW_MAX_REQUESTS 16
+
+/* Data bytes of a printer's block reply (header ... NUL): Epson's longest GS I reply. */
+#define TW_MAX_INFO 80
+
+/* Bytes an automatic status block (ASB) may span: it is 4 bytes; XON/XOFF may fall between them, a few at
+ * most. */
+#define TW_MAX_ASB_SPAN 8
+
+/* Bytes of raw input quoted in a protocol.error event. */
+#define TW_MAX_ERROR_RAW 32
+
+#endif

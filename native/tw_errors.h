@@ -1,0 +1,56 @@
+/* Every error code of the C core, from ONE list.
+ *
+ * TW_ERROR_LIST(X) expands X(enum name, stable string code, one-sentence reason) once per code. From it come
+ * the enum, tw_error_name() and tw_error_reason(). The protocol codes (and their reasons, verbatim) are part of
+ * the decoders' output: `protocol.error {code, reason, offset, raw}`, so never reword one; add new codes at the
+ * end of their group. The first group are API statuses a function returns to its caller; they never appear
+ * in output.
+ */
+#ifndef TW_ERRORS_H
+#define TW_ERRORS_H
+
+#define TW_ERROR_LIST(X)                                                                                       \
+    /* API statuses */                                                                                         \
+    X(TW_ERR_NOMEM, "nomem", "The decoder could not allocate memory.")                                          \
+    X(TW_ERR_CLOSED, "closed", "The decoder was used after close().")                                          \
+    X(TW_ERR_BAD_CONFIG, "bad_config", "The decoder was created with an invalid configuration.")                \
+    /* ESC/POS (docs/protocols/escpos.md, section 10) */                                                       \
+    X(TW_ERR_UNKNOWN_CONTROL, "unknown_control", "A control byte that has no meaning in ESC/POS.")              \
+    X(TW_ERR_UNKNOWN_COMMAND, "unknown_command",                                                               \
+      "A command prefix followed by a function that ESC/POS does not define.")                                 \
+    X(TW_ERR_BAD_PARAMETER, "bad_parameter", "A known command with a parameter outside its documented values.") \
+    X(TW_ERR_BAD_LENGTH, "bad_length", "A command whose length field disagrees with its contents.")             \
+    X(TW_ERR_UNKNOWN_CODE_TABLE, "unknown_code_table",                                                         \
+      "ESC t selected a code table this printer profile does not define.")                                     \
+    X(TW_ERR_UNKNOWN_CHARSET, "unknown_charset",                                                               \
+      "ESC R selected an international character set that is not defined.")                                   \
+    X(TW_ERR_UNSUPPORTED_ENCODING, "unsupported_encoding",                                                     \
+      "The printer was switched to a character encoding this decoder does not decode.")                        \
+    X(TW_ERR_BARCODE_BAD_DATA, "barcode_bad_data", "A barcode data byte outside the symbology's character set.") \
+    X(TW_ERR_BARCODE_TOO_LONG, "barcode_too_long", "Barcode data longer than 255 bytes without its terminating NUL.") \
+    X(TW_ERR_CODE2D_TOO_LONG, "code2d_too_long", "2D-code data larger than the largest symbol can hold.")       \
+    X(TW_ERR_CODE2D_EMPTY, "code2d_empty", "A 2D code was printed with no data stored.")                        \
+    X(TW_ERR_IMAGE_TOO_LARGE, "image_too_large", "An image larger than the decoder's image limit.")             \
+    X(TW_ERR_LINE_TOO_LONG, "line_too_long", "A line longer than the decoder's line limit; it was split.")      \
+    X(TW_ERR_TRUNCATED, "truncated", "The stream ended inside a command.")                                     \
+    X(TW_ERR_UNKNOWN_REPLY, "unknown_reply", "A byte from the printer that matches no reply pattern.")
+
+enum tw_error {
+    TW_OK = 0,
+#define TW_X_ENUM(name, code, reason) name,
+    TW_ERROR_LIST(TW_X_ENUM)
+#undef TW_X_ENUM
+    TW_ERR_COUNT
+};
+
+/* "ok" for TW_OK; NULL for a number that is no code. */
+const char *tw_error_name(int code);
+/* "" for TW_OK; NULL for a number that is no code. */
+const char *tw_error_reason(int code);
+/* Lengths of the two strings above (0 for an unknown code), so writers need no strlen. */
+unsigned tw_error_name_len(int code);
+unsigned tw_error_reason_len(int code);
+/* Number of codes, TW_OK included: codes are 0 .. tw_error_count() - 1. */
+int tw_error_count(void);
+
+#endif

@@ -1,0 +1,67 @@
+/* The C API as Python sees it (protocols._native, built by native/build_ffi.py).
+ *
+ * build_ffi.py hands this file to cffi's cdef() with every preprocessor line removed, so below the includes
+ * there are only plain declarations. For the compiler, the includes bring in the real definitions first and the
+ * guarded copies here are skipped; cffi checks the copies' layout against the real structs when it compiles the
+ * module, and the compiler checks that the repeated prototypes agree with the originals.
+ */
+#ifndef TW_FFI_H
+#define TW_FFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "escpos.h"
+#include "tw_errors.h"
+#include "tw_msgpack.h"
+
+/* ---- output buffer (tw_msgpack.h) */
+#ifndef TW_OUT_DEFINED
+#define TW_OUT_DEFINED
+typedef struct tw_out {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} tw_out;
+#endif
+
+void tw_out_init(tw_out *o);
+void tw_out_free(tw_out *o);
+void tw_out_reset(tw_out *o);
+void tw_out_trim(tw_out *o, size_t max_cap);
+
+/* ---- error codes (tw_errors.h) */
+const char *tw_error_name(int code);
+const char *tw_error_reason(int code);
+int tw_error_count(void);
+
+/* ---- ESC/POS (escpos.h) */
+#ifndef TW_ESCPOS_TYPES_DEFINED
+#define TW_ESCPOS_TYPES_DEFINED
+typedef struct tw_escpos tw_escpos;
+
+typedef struct tw_escpos_config {
+    int direction;
+    int images;
+    const int16_t *codepage_index;
+    const uint16_t *codepages;
+    uint32_t n_codepages;
+    const int16_t *charset_index;
+    const uint16_t *charsets;
+    uint32_t n_charsets;
+    uint32_t default_codepage;
+    uint32_t default_charset;
+    const uint16_t *kanji_single;
+    const uint16_t *kanji_double;
+} tw_escpos_config;
+#endif
+
+tw_escpos *tw_escpos_new(const tw_escpos_config *cfg);
+void tw_escpos_free(tw_escpos *d);
+int tw_escpos_feed(tw_escpos *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_escpos_close(tw_escpos *d, tw_out *out);
+int tw_escpos_request_kind(const char *name);
+int tw_escpos_note_request(tw_escpos *d, int kind, int64_t n);
+
+#endif
