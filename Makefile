@@ -37,7 +37,8 @@ native: $(NATIVE)
 
 run: $(NATIVE)
 	@$(VENV)/bin/tillwire decode -p escpos --format text $(filter-out %.from_device.bin,$(wildcard sessions/escpos/*.bin))
-	@$(VENV)/bin/tillwire decode -p escpos --direction from_device --format text $(wildcard sessions/escpos/*.from_device.bin)
+	@$(VENV)/bin/tillwire decode -p escpos --direction from_device --format text \
+	  --requests sessions/escpos/status-replies.bin sessions/escpos/status-replies.from_device.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests

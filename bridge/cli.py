@@ -57,13 +57,26 @@ def cmd_decode(args: argparse.Namespace) -> int:
             return _fail(f"cannot read {path}: permission denied")
         except OSError as exc:
             return _fail(f"cannot read {path}: {exc.strerror or exc}")
+    requests: list[tuple[str, int]] = []
+    if args.requests:
+        if args.direction != "from_device":
+            return _fail("--requests pairs replies with requests: use it with --direction from_device")
+        try:
+            sent = _read_input(args.requests)
+            req_dec = Decoder(args.protocol, direction="to_device", **options)
+        except OSError as exc:
+            return _fail(f"cannot read {args.requests}: {exc.strerror or exc}")
+        except (ValueError, TypeError, ImportError) as exc:
+            return _fail(str(exc))
+        requests = [(b["data"]["kind"], b["data"]["n"]) for b in iter_bodies(req_dec.feed(sent) + req_dec.close())
+                    if b["type"].endswith(".status_request")]
     out = sys.stdout.buffer
     for path, data in inputs:
         try:
             dec = Decoder(args.protocol, direction=args.direction, **options)
-        except (ValueError, TypeError) as exc:
-            return _fail(str(exc))
-        except ImportError as exc:
+            for kind, n in requests:
+                dec.note_request(kind, n)
+        except (ValueError, TypeError, ImportError) as exc:
             return _fail(str(exc))
         bodies = list(iter_bodies(dec.feed(data) + dec.close()))
         name = "stdin" if path == "-" else os.path.basename(path)
@@ -108,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--src", help="source URI of the events (default file://<name>)")
     dec.add_argument("--images", action="store_true", help="include image bits in printer.image events")
     dec.add_argument("--profile", help="printer profile for code tables (escpos: generic, tm-t88)")
-    dec.add_argument("--width", type=int, default=48, help="paper width in characters for --format text")
+    dec.add_argument("--requests", metavar="FILE",
+                     help="with --direction from_device: the till's side of the same session, whose status "
+                          "requests tell what each reply answers")
+    dec.add_argument("--width", type=int, default=42,
+                     help="paper width in characters for --format text (default 42: 80 mm paper, font A)")
     dec.add_argument("files", nargs="+", metavar="FILE", help="captured bytes, or - for stdin")
     dec.set_defaults(func=cmd_decode)
     return parser

@@ -51,6 +51,8 @@ def render_event(body: dict, width: int) -> list[str]:
         return [f"[drawer kick: pin {data['pin']}, {data['on_ms']} ms]"]
     if kind == "protocol.error":
         return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
+    if kind == "printer.status_request":
+        return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
         fields = ", ".join(f"{k}={v}" for k, v in data.items() if k != "raw")
         return [f"[{kind} {fields}]"]

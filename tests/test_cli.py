@@ -103,3 +103,24 @@ def test_every_subcommand_help_has_an_example():
     res = run_cli("decode", "--help")
     assert res.returncode == 0
     assert "example: tillwire decode" in res.stdout.decode()
+
+
+def test_replies_are_paired_with_the_requests_of_the_other_direction(tmp_path):
+    requests = tmp_path / "till.bin"
+    replies = tmp_path / "printer.bin"
+    requests.write_bytes(b"\x10\x04\x01" + b"\x10\x04\x04")   # DLE EOT 1 (printer), DLE EOT 4 (paper)
+    replies.write_bytes(b"\x16" + b"\x7e")                    # drawer pin high + online; paper out
+    res = run_cli("decode", "-p", "escpos", "--direction", "from_device", "--requests", str(requests), str(replies))
+    assert res.returncode == 0, res.stderr
+    data = [json.loads(line)["data"] for line in res.stdout.decode().splitlines()]
+    assert data == [
+        {"kind": "printer", "online": True, "drawer_open": True, "raw": "16"},
+        {"kind": "paper", "paper": "out", "raw": "7e"},
+    ]
+    unpaired = run_cli("decode", "-p", "escpos", "--direction", "from_device", str(replies))
+    assert [json.loads(line)["data"]["kind"] for line in unpaired.stdout.decode().splitlines()] == ["unknown"] * 2
+
+
+def test_requests_only_make_sense_for_replies(receipt_file):
+    res = run_cli("decode", "-p", "escpos", "--requests", str(receipt_file), str(receipt_file))
+    assert res.returncode == 2 and "--direction from_device" in res.stderr.decode()
