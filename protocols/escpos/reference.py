@@ -495,29 +495,48 @@ class ReferenceEscposDecoder:
         y, c1, c2 = h[2], h[3], h[4]
         if not (1 <= y <= 3 and 32 <= c1 <= c2 <= 126):
             return self._bad(h, off)
+
+        def glyph_size(head: bytes, head_off: int) -> int | None:
+            x = head[0]
+            if x > 12:
+                self._out.append(_error("bad_parameter", head_off, head))
+                return None
+            return y * x
+
+        self._blocks(h, off, c2 - c1 + 1, 1, glyph_size)
+
+    def _blocks(self, h: bytes, off: int, count: int, head_len: int,
+                size_of: Callable[[bytes, int], int | None]) -> None:
+        """``count`` blocks, each ``head_len`` bytes of block header then ``size_of(header, its offset)`` payload
+        bytes (ESC &, FS q). ``size_of`` returns None for a bad block header: the command ends right after it."""
+        if count == 0:
+            return
         self._cmd_off, self._cmd_hdr = off, h
-        left = c2 - c1 + 1
-        skip = 0
+        left, skip = count, 0
+        head = bytearray()
+        head_off = 0
 
         def cont(buf: bytes, i: int, n: int, base: int) -> int:
-            nonlocal left, skip
+            nonlocal left, skip, head_off
             while i < n:
                 if skip:
                     take = min(skip, n - i)
                     skip -= take
                     i += take
-                    if skip == 0 and left == 0:
+                else:
+                    if not head:
+                        head_off = base + i
+                    head.append(buf[i])
+                    i += 1
+                    if len(head) < head_len:
+                        continue
+                    size = size_of(bytes(head), head_off)
+                    head.clear()
+                    left -= 1
+                    if size is None:
                         self._cont = None
                         return i
-                    continue
-                x = buf[i]
-                i += 1
-                left -= 1
-                if x > 12:
-                    self._out.append(_error("bad_parameter", base + i - 1, bytes([x])))
-                    self._cont = None
-                    return i
-                skip = y * x
+                    skip = size
                 if skip == 0 and left == 0:
                     self._cont = None
                     return i
@@ -791,36 +810,10 @@ class ReferenceEscposDecoder:
             self._bad(h[:3], off)
 
     def _fs_nv_define(self, h, off):
-        self._cmd_off, self._cmd_hdr = off, h
-        left = h[2]
-        block = bytearray()
-        skip = 0
-        if left == 0:
-            return
+        def image_size(head: bytes, head_off: int) -> int:
+            return (head[0] | head[1] << 8) * (head[2] | head[3] << 8) * 8
 
-        def cont(buf: bytes, i: int, n: int, base: int) -> int:
-            nonlocal left, skip
-            while i < n:
-                if skip:
-                    take = min(skip, n - i)
-                    skip -= take
-                    i += take
-                    if skip == 0 and left == 0:
-                        self._cont = None
-                        return i
-                    continue
-                block.append(buf[i])
-                i += 1
-                if len(block) == 4:
-                    skip = (block[0] | block[1] << 8) * (block[2] | block[3] << 8) * 8
-                    block.clear()
-                    left -= 1
-                    if skip == 0 and left == 0:
-                        self._cont = None
-                        return i
-            return i
-
-        self._cont = cont
+        self._blocks(h, off, h[2], 4, image_size)
 
     # --- DLE
     def _dle_eot(self, h, off):
