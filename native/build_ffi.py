@@ -34,7 +34,7 @@ def _cdef_text() -> str:
 
 
 def _flags() -> tuple[list[str], list[str]]:
-    compile_args = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    compile_args = ["-std=c99", "-Wall", "-Wextra"]
     link_args: list[str] = []
     if os.environ.get("TILLWIRE_SANITIZE") == "1":
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]

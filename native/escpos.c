@@ -264,14 +264,14 @@ enum paren {
     P_UNKNOWN = 0, P_SKIP, P_BUZZER, P_CODE2D, P_GRAPHICS, P_RESPONSE, P_ENCODING, P_ASB_EXT
 };
 
-static const uint8_t esc_paren[256] = {['A'] = P_BUZZER, ['Y'] = P_SKIP};
+static const uint8_t esc_paren[256] = {[0x41] = P_BUZZER, [0x59] = P_SKIP};
 static const uint8_t gs_paren[256] = {
-    ['A'] = P_SKIP, ['C'] = P_SKIP, ['D'] = P_SKIP, ['E'] = P_SKIP, ['H'] = P_RESPONSE, ['K'] = P_SKIP,
-    ['L'] = P_GRAPHICS, ['M'] = P_SKIP, ['N'] = P_SKIP, ['P'] = P_SKIP, ['Q'] = P_SKIP, ['k'] = P_CODE2D,
-    ['z'] = P_SKIP,
+    [0x41] = P_SKIP, [0x43] = P_SKIP, [0x44] = P_SKIP, [0x45] = P_SKIP, [0x48] = P_RESPONSE, [0x4B] = P_SKIP,
+    [0x4C] = P_GRAPHICS, [0x4D] = P_SKIP, [0x4E] = P_SKIP, [0x50] = P_SKIP, [0x51] = P_SKIP, [0x6B] = P_CODE2D,
+    [0x7A] = P_SKIP,
 };
-static const uint8_t fs_paren[256] = {['A'] = P_SKIP, ['C'] = P_ENCODING, ['E'] = P_SKIP, ['L'] = P_SKIP,
-                                      ['e'] = P_ASB_EXT};
+static const uint8_t fs_paren[256] = {[0x41] = P_SKIP, [0x43] = P_ENCODING, [0x45] = P_SKIP, [0x4C] = P_SKIP,
+                                      [0x65] = P_ASB_EXT};
 
 static enum paren paren_of(uint8_t prefix, uint8_t letter)
 {
@@ -323,7 +323,7 @@ struct group {
     int open;
     uint8_t m;
     uint16_t n;
-    uint32_t height;
+    uint64_t height; /* n = 0 stripes add height without rows, so the 4 MiB split never bounds it */
     size_t rows_len;
     tw_sha256 sha;
     struct buf rows; /* kept only with images */
@@ -464,7 +464,14 @@ static void buf_free(struct buf *b)
 
 static void buf_append(tw_escpos *d, struct buf *b, const uint8_t *p, size_t n)
 {
-    if (n == 0 || buf_reserve(d, b, b->len + n) < 0)
+    size_t want;
+    if (n == 0)
+        return;
+    /* grow geometrically (up to the image bound), so a group of many stripes costs few reallocs on any libc */
+    want = b->len + n;
+    if (want > b->cap && b->cap < TW_MAX_IMAGE_BYTES / 2 && want < 2 * b->cap)
+        want = 2 * b->cap;
+    if (buf_reserve(d, b, want) < 0)
         return;
     memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -589,7 +596,7 @@ static void emit_kick(tw_escpos *d, int pin, unsigned on_ms, unsigned off_ms)
     event_close(d, p);
 }
 
-static void emit_image(tw_escpos *d, struct name kind, uint32_t width, uint32_t height,
+static void emit_image(tw_escpos *d, struct name kind, uint32_t width, uint64_t height,
                        const uint8_t digest[TW_SHA256_DIGEST_LEN], const uint8_t *rows, size_t rows_len)
 {
     char hex[2 * TW_SHA256_DIGEST_LEN];
@@ -944,27 +951,27 @@ static size_t decode_code128(const uint8_t *data, size_t n, char *out)
     int set_c = 0, first = 1;
     while (i < n) {
         uint8_t b = data[i];
-        if (b == '{' && i + 1 < n) {
+        if (b == 0x7B && i + 1 < n) { /* '{' */
             uint8_t c = data[i + 1];
-            if (c == 'A' || c == 'B' || c == 'C') {
-                set_c = c == 'C';
+            if (c == 0x41 || c == 0x42 || c == 0x43) { /* {A {B {C */
+                set_c = c == 0x43;
                 i += 2;
                 continue;
             }
-            if (c == 'S' || c == '2' || c == '3' || c == '4') {
+            if (c == 0x53 || c == 0x32 || c == 0x33 || c == 0x34) { /* {S {2 {3 {4 */
                 first = 0;
                 i += 2;
                 continue;
             }
-            if (c == '1') {
+            if (c == 0x31) { /* {1 FNC1 */
                 if (!first)
                     out[len++] = 0x1d;
                 first = 0;
                 i += 2;
                 continue;
             }
-            if (c == '{') {
-                out[len++] = '{';
+            if (c == 0x7B) { /* {{ */
+                out[len++] = 0x7B;
                 first = 0;
                 i += 2;
                 continue;
@@ -2121,9 +2128,10 @@ static const uint8_t *resume_lead(tw_escpos *d, const uint8_t *p)
     return t >= 0x40 ? p + 1 : p;
 }
 
-/* Length of the run of bytes 0x20..0x7f at p (at most n). Eight bytes at a time: a word holds only such bytes
- * when no byte has its top bit set and no byte is below 0x20 (the borrow of w - 0x2020.. reaches the top bit of
- * exactly those); both tests treat every byte alike, so the host's byte order does not matter. */
+/* Length of the run of bytes 0x20..0x7f at p (at most n). Eight bytes at a time: ((w - 0x2020..) | w) has a top
+ * bit set somewhere iff some byte is >= 0x80 or < 0x20 — a borrow may also set the top bit of the byte above the
+ * first bad one, which is harmless because the test only asks whether the whole word is clean (the exact end of
+ * the run is then found byte by byte). Byte order does not change that answer. */
 static size_t ascii_run(const uint8_t *p, size_t n)
 {
     const uint64_t spaces = UINT64_C(0x2020202020202020), tops = UINT64_C(0x8080808080808080);
@@ -2619,6 +2627,11 @@ static int valid_config(const tw_escpos_config *cfg)
     return cfg->codepage_index[cfg->default_codepage] >= 0 && cfg->charset_index[cfg->default_charset] >= 0;
 }
 
+int tw_escpos_check_config(const tw_escpos_config *cfg)
+{
+    return valid_config(cfg) ? TW_OK : TW_ERR_BAD_CONFIG;
+}
+
 tw_escpos *tw_escpos_new(const tw_escpos_config *cfg)
 {
     tw_escpos *d;
@@ -2642,15 +2655,20 @@ tw_escpos *tw_escpos_new(const tw_escpos_config *cfg)
     return d;
 }
 
-void tw_escpos_free(tw_escpos *d)
+static void release_buffers(tw_escpos *d)
 {
-    if (!d)
-        return;
     buf_free(&d->group.rows);
     buf_free(&d->graphics.rows);
     buf_free(&d->downloaded.rows);
     buf_free(&d->raster);
     buf_free(&d->stripe);
+}
+
+void tw_escpos_free(tw_escpos *d)
+{
+    if (!d)
+        return;
+    release_buffers(d);
     free(d);
 }
 
@@ -2708,6 +2726,7 @@ int tw_escpos_close(tw_escpos *d, tw_out *out)
         emit_error(d, TW_ERR_TRUNCATED, d->reply_off, d->reply_raw, d->reply_raw_len);
         d->reply = RP_GROUND;
     }
+    release_buffers(d); /* a closed decoder holds no image memory until it is freed */
     if (out->oom)
         d->failed = TW_ERR_NOMEM;
     return finish_call(d);

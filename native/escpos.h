@@ -42,6 +42,8 @@ typedef struct tw_escpos_config {
 #endif
 
 /* NULL when out of memory or when cfg is invalid (a NULL table, an index outside its table, bad direction). */
+/* TW_OK, or TW_ERR_BAD_CONFIG when the tables or defaults are inconsistent (tw_escpos_new() then returns NULL). */
+int tw_escpos_check_config(const tw_escpos_config *cfg);
 tw_escpos *tw_escpos_new(const tw_escpos_config *cfg);
 void tw_escpos_free(tw_escpos *d);
 

@@ -31,6 +31,16 @@ void tw_out_free(tw_out *o);
 void tw_out_reset(tw_out *o);
 void tw_out_trim(tw_out *o, size_t max_cap);
 
+/* checked msgpack writers (tw_msgpack.h): for slow paths of decoders, and tested against msgpack-python */
+void tw_mp_nil(tw_out *o);
+void tw_mp_bool(tw_out *o, int v);
+void tw_mp_uint(tw_out *o, uint64_t v);
+void tw_mp_int(tw_out *o, int64_t v);
+void tw_mp_map(tw_out *o, uint32_t n);
+void tw_mp_array(tw_out *o, uint32_t n);
+void tw_mp_str(tw_out *o, const char *s, size_t len);
+void tw_mp_bin(tw_out *o, const uint8_t *b, size_t len);
+
 /* ---- error codes (tw_errors.h) */
 const char *tw_error_name(int code);
 const char *tw_error_reason(int code);
@@ -57,6 +67,7 @@ typedef struct tw_escpos_config {
 } tw_escpos_config;
 #endif
 
+int tw_escpos_check_config(const tw_escpos_config *cfg);
 tw_escpos *tw_escpos_new(const tw_escpos_config *cfg);
 void tw_escpos_free(tw_escpos *d);
 int tw_escpos_feed(tw_escpos *d, const uint8_t *data, size_t len, tw_out *out);

@@ -51,9 +51,9 @@ uint8_t *tw_out_grow(tw_out *o, size_t n);
 /* Where the next n bytes go (NULL when out of memory); the caller writes them, then tw_out_commit(). */
 TW_INLINE uint8_t *tw_out_room(tw_out *o, size_t n)
 {
-    if (o->cap - o->len >= n)
+    if (!o->oom && o->cap - o->len >= n)
         return o->data + o->len;
-    return tw_out_grow(o, n);
+    return tw_out_grow(o, n); /* after one failure every later write fails too: no event goes missing mid-stream */
 }
 
 /* Ends a write that started at tw_out_room(): end is the position after the last byte written. */
@@ -193,6 +193,5 @@ void tw_mp_str(tw_out *o, const char *s, size_t len);
 void tw_mp_bin_header(tw_out *o, size_t len);
 void tw_mp_bin(tw_out *o, const uint8_t *b, size_t len);
 
-#define TW_MP_LIT(o, lit) tw_mp_str((o), (lit), sizeof(lit) - 1)
 
 #endif

@@ -45,6 +45,9 @@ def available_protocols() -> list[str]:
 class Decoder:
     """``Decoder(protocol, direction="to_device", backend=None, **options)``.
 
+    One decoder per byte stream and per thread: the C backend releases the GIL while it decodes, so a decoder
+    shared between threads needs the caller's lock.
+
     Errors in the *input* never raise: they become ``protocol.error`` events. Misuse by the caller (an unknown
     protocol or option, feeding after close) raises ``ValueError`` / ``TypeError`` / ``DecoderClosed``.
     """
@@ -69,8 +72,11 @@ class Decoder:
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         if self._closed:
             raise DecoderClosed("feed() after close()")
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"feed() takes bytes, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"feed() takes bytes, not {type(data).__name__}")
+            if isinstance(data, memoryview) and not data.c_contiguous:
+                data = data.tobytes()  # a strided view: both backends then see the same bytes
         return self._impl.feed(data)
 
     def tick(self, now_ns: int) -> bytes:

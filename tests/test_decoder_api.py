@@ -54,3 +54,12 @@ def test_bad_input_never_raises_and_text_after_garbage_decodes(backend):
 def test_accepts_bytearray_and_memoryview(backend):
     a, b = Decoder("escpos", backend=backend), Decoder("escpos", backend=backend)
     assert a.feed(bytearray(b"abc\n")) == b.feed(memoryview(b"abc\n"))
+
+
+def test_strided_memoryview_gives_the_same_events_on_both_backends():
+    data = memoryview(b"H_e_l_l_o_\n_")[::2]
+    assert not data.c_contiguous
+    outs = {Decoder("escpos", backend=b).feed(data) for b in BACKENDS}
+    assert len(outs) == 1
+    assert Decoder("escpos", backend="native").events(data) == [
+        {"type": "printer.line", "data": {"text": "Hello", "align": "left", "spans": []}}]

@@ -41,6 +41,7 @@ class _ProfileTables:
                  "kanji_double")
 
     def __init__(self, profile: Profile):
+        _check_shapes(profile)
         self.profile = profile
         self.codepage_index = ffi.new("int16_t[256]", list(profile.codepage_index))
         self.codepages = ffi.new("uint16_t[]", [cp for table in profile.codepages for cp in table])
@@ -64,6 +65,21 @@ class _ProfileTables:
         cfg.kanji_single = self.kanji_single
         cfg.kanji_double = self.kanji_double
         return cfg
+
+
+def _check_shapes(profile: Profile) -> None:
+    """C trusts the table sizes it is handed; a Profile is a plain dataclass, so check them here."""
+    shapes = [
+        ("codepage_index", len(profile.codepage_index) == 256),
+        ("charset_index", len(profile.charset_index) == 256),
+        ("codepages", all(len(t) == 128 for t in profile.codepages)),
+        ("charsets", all(len(t) == 128 for t in profile.charsets)),
+        ("kanji_single", len(profile.kanji_single) == 128),
+        ("kanji_double", len(profile.kanji_double) == 128 * 256),
+    ]
+    bad = [name for name, ok in shapes if not ok]
+    if bad:
+        raise ValueError(f"printer profile {profile.name!r} has tables of the wrong size: {', '.join(bad)}")
 
 
 _tables: dict[str, _ProfileTables] = {}
@@ -92,7 +108,11 @@ class NativeEscposDecoder:
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(_DIRECTIONS)}, not {direction!r}")
         self._tables = _tables_of(profile)  # the decoder points into these arrays: keep them alive with it
-        dec = lib.tw_escpos_new(self._tables.config(_DIRECTIONS[direction], images))
+        cfg = self._tables.config(_DIRECTIONS[direction], images)
+        if lib.tw_escpos_check_config(cfg) != 0:
+            raise ValueError(f"printer profile {profile.name!r} is inconsistent (a table index or default "
+                             "names a table that does not exist)")
+        dec = lib.tw_escpos_new(cfg)
         if dec == ffi.NULL:
             raise MemoryError("could not create the ESC/POS decoder")
         self._dec = ffi.gc(dec, lib.tw_escpos_free)
