@@ -26,6 +26,7 @@ from escpos.printer import Dummy  # noqa: E402
 from protocols import Decoder  # noqa: E402
 from protocols.decoder import unpack_events  # noqa: E402
 from protocols.escpos.profiles import load_profile  # noqa: E402
+from typed_equality import same  # tests/typed_equality.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: python-escpos profile whose ESC t numbering is our "generic" profile's (see simulator/receipts.py).
@@ -83,15 +84,6 @@ def line(text: str, align: str = "left", spans=()) -> dict:
     return {"text": text, "align": align, "spans": [list(s) for s in spans]}
 
 
-def same(actual, expected) -> bool:
-    """Equality that also compares types (True != 1, str != bytes, list != tuple)."""
-    if type(actual) is not type(expected):
-        return False
-    if isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(same(actual[k], expected[k]) for k in expected)
-    if isinstance(expected, list):
-        return len(actual) == len(expected) and all(same(a, b) for a, b in zip(actual, expected))
-    return actual == expected
 
 
 def assert_same(actual, expected):

@@ -21,6 +21,7 @@ import pytest
 
 from protocols import Decoder, DecoderClosed
 from protocols.decoder import unpack_events
+from typed_equality import same  # tests/typed_equality.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -220,15 +221,6 @@ def split_plans(n: int) -> list[list[int]]:
     return plans
 
 
-def same(actual, expected) -> bool:
-    """Equality that also compares types (True != 1, str != bytes)."""
-    if type(actual) is not type(expected):
-        return False
-    if isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(same(actual[k], expected[k]) for k in expected)
-    if isinstance(expected, list):
-        return len(actual) == len(expected) and all(same(a, b) for a, b in zip(actual, expected))
-    return actual == expected
 
 
 def _show(events) -> str:
