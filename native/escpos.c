@@ -181,6 +181,7 @@ enum rule {
     R_RASTER,     /* GS v 0 / GS Q 0 m xL xH yL yH */
     R_GS8,        /* GS 8 L p1 p2 p3 p4 + payload head */
     R_COUNTER,    /* GS g m fn nL nH */
+    R_BMP,        /* GS D 30 fn a kc1 kc2 b c + "BM" + bfSize */
     R_NV_MEMORY,  /* FS g m a1 a2 a3 a4 nL nH */
     R_DLE_EOT,    /* DLE EOT n [x] */
     R_DLE_DC4     /* DLE DC4 fn ... */
@@ -193,7 +194,8 @@ enum action {
     A_FEED_DOTS_BACK, A_PARTIAL_CUT, A_DRAWER_STATUS, A_PAPER_STATUS, A_SELECT_PERIPHERAL, A_ESC_BUZZER, A_KICK,
     A_BITIMAGE, A_TABS, A_USER_CHARS, A_PAREN, A_CHAR_SIZE, A_INVERT, A_PRINT_DOWNLOADED, A_DEFINE_DOWNLOADED,
     A_ID_REQUEST, A_STATUS_REQUEST, A_ASB, A_ASB_INK, A_COUNTER, A_CUT, A_BARCODE, A_RASTER, A_GS8,
-    A_KANJI_ON, A_KANJI_OFF, A_NV_PRINT, A_USER_KANJI, A_NV_MEMORY, A_NV_DEFINE, A_DLE_EOT, A_DLE_DC4
+    A_KANJI_ON, A_KANJI_OFF, A_NV_PRINT, A_USER_KANJI, A_NV_MEMORY, A_NV_DEFINE, A_DLE_EOT, A_DLE_DC4,
+    A_DEFINE_BMP
 };
 
 struct command {
@@ -227,6 +229,7 @@ static const struct command gs_commands[256] = {
     [0x21] = FIXED(3, A_CHAR_SIZE),    [0x23] = FIXED(3, A_NOTHING),         [0x24] = FIXED(4, A_NOTHING),
     [0x28] = RULE(R_PAREN, A_PAREN),   [0x2a] = FIXED(4, A_DEFINE_DOWNLOADED), [0x2f] = FIXED(3, A_PRINT_DOWNLOADED),
     [0x38] = RULE(R_GS8, A_GS8),       [0x3a] = FIXED(2, A_NOTHING),         [0x42] = FIXED(3, A_INVERT),
+    [0x44] = RULE(R_BMP, A_DEFINE_BMP),
     [0x48] = FIXED(3, A_NOTHING),      [0x49] = FIXED(3, A_ID_REQUEST),      [0x4c] = FIXED(4, A_NOTHING),
     [0x50] = FIXED(4, A_NOTHING),      [0x51] = RULE(R_RASTER, A_RASTER),    [0x54] = FIXED(3, A_NOTHING),
     [0x56] = RULE(R_CUT, A_CUT),       [0x57] = FIXED(4, A_NOTHING),         [0x5c] = FIXED(4, A_NOTHING),
@@ -1160,6 +1163,10 @@ static size_t header_need(const uint8_t *b, size_t avail)
         if (avail < 3)
             return 3;
         return b[2] == 0x31 || b[2] == 0x32 ? 10 : 3;
+    case R_BMP:
+        if (avail < 4)
+            return 4;
+        return b[2] == 0x30 && (b[3] == 0x43 || b[3] == 0x53) ? 15 : 4;
     case R_DLE_EOT:
         if (avail < 3)
             return 3;
@@ -1450,6 +1457,25 @@ static const uint8_t *run_cont(tw_escpos *d, const uint8_t *p, const uint8_t *en
 static void bad_parameter(tw_escpos *d, const uint8_t *h, size_t hlen, uint64_t off)
 {
     emit_error(d, TW_ERR_BAD_PARAMETER, off, h, hlen);
+}
+
+/* GS D: graphics defined from a BMP file. A definition prints nothing, so only its length matters: the file's own
+ * size field (bytes 2..5 of the BMP, little-endian), of which the header already holds the first 6 bytes. */
+static void define_bmp(tw_escpos *d, const uint8_t *h, size_t hlen, uint64_t off)
+{
+    uint32_t size;
+    if (hlen == 4) {
+        bad_parameter(d, h, 4, off);
+        return;
+    }
+    size = (uint32_t)h[11] | (uint32_t)h[12] << 8 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 24;
+    if (h[9] != 0x42 || h[10] != 0x4D || size < 14) { /* "BM"; a BMP file header alone is 14 bytes */
+        emit_error(d, TW_ERR_BAD_LENGTH, off, h, hlen);
+        return;
+    }
+    if (size - 6u > TW_MAX_IMAGE_BYTES)
+        emit_error(d, TW_ERR_IMAGE_TOO_LARGE, off, h, hlen);
+    skip_payload(d, (uint64_t)size - 6u, h, hlen, off);
 }
 
 static void set_style_bit(tw_escpos *d, uint16_t bit, int on)
@@ -2018,6 +2044,9 @@ static void dispatch(tw_escpos *d, const uint8_t *h, size_t hlen, uint64_t off)
     }
     case A_USER_KANJI:
         skip_payload(d, 72, h, hlen, off);
+        break;
+    case A_DEFINE_BMP:
+        define_bmp(d, h, hlen, off);
         break;
     case A_NV_MEMORY:
         if (v == 0x31)

@@ -144,6 +144,16 @@ def downloaded(draw):
 
 
 @st.composite
+def bmp_graphics(draw):
+    """GS D with a BMP file: good, wrong function, wrong signature, impossible or oversized file size."""
+    fn = draw(st.sampled_from([0x43, 0x53, 0x43, 0x44]))
+    body = draw(st.binary(max_size=40))
+    signature = draw(st.sampled_from([b"BM", b"BM", b"BX"]))
+    size = draw(st.sampled_from([6 + len(body), 6 + len(body), 5, 13, 14, 0x7FFFFFFF]))
+    return b"\x1dD0" + bytes([fn]) + b"0AB11" + signature + le32(size) + body
+
+
+@st.composite
 def barcode(draw):
     m = draw(st.one_of(st.integers(0, 6), st.integers(65, 79), st.sampled_from([7, 64, 80, 200])))
     if m <= 6:
@@ -253,7 +263,8 @@ def scenario(draw):
 
 
 command = st.one_of(fixed_command(), unknown_command(), code_tables, charsets, kanji, selects, bit_image(),
-                    raster(), graphics(), downloaded(), barcode(), code2d(), paren(), odd_lengths(), scenario())
+                    raster(), graphics(), downloaded(), bmp_graphics(), barcode(), code2d(), paren(), odd_lengths(),
+                    scenario())
 
 
 @st.composite

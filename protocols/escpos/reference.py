@@ -690,6 +690,18 @@ class ReferenceEscposDecoder:
 
         self._payload(size, h, off, store, keep=True)
 
+    def _gs_define_bmp(self, h, off):
+        """GS D: NV or download graphics from a BMP file; a definition, so no event, only its length matters."""
+        if len(h) == 4:
+            return self._bad(h, off)
+        size = h[11] | h[12] << 8 | h[13] << 16 | h[14] << 24
+        if h[9:11] != b"BM" or size < 14:
+            self._out.append(_error("bad_length", off, h))
+            return
+        if size - 6 > T.MAX_IMAGE_BYTES:
+            self._out.append(_error("image_too_large", off, h))
+        self._payload(size - 6, h, off)
+
     def _gs_id(self, h, off):
         self._status_request("id", h[2])
 
@@ -1012,7 +1024,7 @@ _ESC: dict[int, Callable] = {
 }
 _GS: dict[int, Callable] = {
     0x21: R._gs_size, 0x23: R._nothing, 0x24: R._nothing, 0x28: R._paren, 0x2A: R._gs_define_downloaded,
-    0x2F: R._gs_print_downloaded, 0x38: R._gs_8, 0x3A: R._nothing, 0x42: R._gs_invert, 0x48: R._nothing,
+    0x2F: R._gs_print_downloaded, 0x38: R._gs_8, 0x44: R._gs_define_bmp, 0x3A: R._nothing, 0x42: R._gs_invert, 0x48: R._nothing,
     0x49: R._gs_id, 0x4C: R._nothing, 0x50: R._nothing, 0x51: R._gs_raster, 0x54: R._nothing, 0x56: R._gs_cut,
     0x57: R._nothing, 0x5C: R._nothing, 0x5E: R._nothing, 0x61: R._gs_asb, 0x62: R._nothing, 0x63: R._nothing,
     0x66: R._nothing, 0x67: R._gs_counter, 0x68: R._nothing, 0x6A: R._gs_asb_ink, 0x6B: R._gs_barcode,

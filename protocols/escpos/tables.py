@@ -135,6 +135,10 @@ def header_need(buf: bytes, i: int, n: int) -> int:
             length = buf[i + 3] | buf[i + 4] << 8 | buf[i + 5] << 16 | buf[i + 6] << 24
             head = bytes(buf[i + 7:min(n, i + 7 + 10)])
             return 7 + min(_graphics_head(head), length)
+        if fn == 0x44:              # GS D 30 fn a kc1 kc2 b c + "BM" + bfSize (4 bytes LE)
+            if avail < 4:
+                return 4
+            return 15 if buf[i + 2] == 0x30 and buf[i + 3] in (0x43, 0x53) else 4
         if fn == 0x67:              # GS g m fn nL nH
             if avail < 3:
                 return 3
