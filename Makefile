@@ -6,11 +6,10 @@ DEPS   := $(VENV)/.deps-installed
 NATIVE := protocols/.native-built
 C_SRC  := $(wildcard native/*.c native/*.h) native/build_ffi.py
 FUZZ_SECONDS ?= 60
-FUZZ_BIN := native/fuzz/fuzz_escpos
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 
-.PHONY: all run test test-native test-reference bench bench-quick sanitize fuzz fuzz-long samples native clean help
+.PHONY: all run test test-native test-reference bench sanitize fuzz fuzz-long samples native clean help clang-available
 all: test
 
 help:
@@ -66,21 +65,28 @@ sanitize: $(DEPS)
 	  $(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	  TILLWIRE_WERROR=1 $(PY) native/build_ffi.py && touch $(NATIVE); exit $$rc
 
-# --- libFuzzer under ASan+UBSan (clang comes from the distribution if missing).
-$(FUZZ_BIN): native/fuzz/fuzz_escpos.c $(wildcard native/*.c native/*.h)
+# --- libFuzzer under ASan+UBSan, one harness per C decoder (native/fuzz/fuzz_<name>.c, seeds in corpus/<name>/).
+FUZZERS := $(patsubst native/fuzz/fuzz_%.c,%,$(wildcard native/fuzz/fuzz_*.c))
+FUZZ_BINS := $(addprefix native/fuzz/fuzz_,$(FUZZERS))
+
+clang-available:
 	@command -v clang >/dev/null || { echo "installing clang for libFuzzer (apt)"; \
 	  (apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev) >/dev/null || \
 	  { echo "make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 1; }; }
-	clang -std=c99 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -Inative native/fuzz/fuzz_escpos.c $(filter %.c,$(wildcard native/*.c)) -o $@
 
-fuzz: $(FUZZ_BIN)
-	@mkdir -p native/fuzz/out
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=native/fuzz/out/ \
-	  native/fuzz/out native/fuzz/corpus/escpos
+native/fuzz/fuzz_%: native/fuzz/fuzz_%.c $(wildcard native/*.c native/*.h) | clang-available
+	clang -std=c99 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Inative $< $(filter %.c,$(wildcard native/*.c)) -o $@
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZERS); do \
+	  mkdir -p native/fuzz/out/$$f; echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+	  native/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=native/fuzz/out/$$f- native/fuzz/out/$$f native/fuzz/corpus/$$f || exit 1; \
+	done
 
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=600
 
 clean:
-	rm -rf build $(VENV) protocols/_native*.so protocols/.native-built native/fuzz/out $(FUZZ_BIN) .hypothesis
+	rm -rf build $(VENV) protocols/_native*.so protocols/.native-built native/fuzz/out $(FUZZ_BINS) .hypothesis

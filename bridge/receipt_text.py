@@ -1,4 +1,5 @@
-"""Render decoded printer events as the receipt a person would read (``tillwire decode --format text``)."""
+"""Render decoded events as a person reads them (``tillwire decode --format text``): printer events as the
+receipt, payment-link events as a transcript."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def render_event(body: dict, width: int) -> list[str]:
         return [f"[drawer kick: pin {data['pin']}, {data['on_ms']} ms]"]
     if kind == "protocol.error":
         return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
+    if kind in ("link.ack", "link.nak"):
+        return [f"[{kind[5:].upper()}]"]
+    if kind == "link.checksum_error":
+        return [f"[checksum error: expected {data['expected']:04x}, got {data['got']:04x}]"]
+    if kind == "zvt.apdu":
+        return [f"{data['name']} ({data['class']:02X} {data['instr']:02X}, {data['length']} bytes)"]
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
@@ -60,15 +67,9 @@ def render_event(body: dict, width: int) -> list[str]:
 
 
 def summarize(name: str, bodies: Iterable[dict]) -> str:
+    """One line per file: the number of events of each type, errors last so they stand out."""
     counts = Counter(b["type"] for b in bodies)
-    parts = [
-        f"{counts['printer.line']} lines",
-        f"{counts['printer.barcode']} barcodes",
-        f"{counts['printer.code2d']} 2D codes",
-        f"{counts['printer.image']} images",
-        f"{counts['printer.cut']} cuts",
-        f"{counts['drawer.kick']} drawer kicks",
-        f"{counts['protocol.error']} errors",
-    ]
-    total = sum(counts.values())
-    return f"{name}: {total} events — " + ", ".join(parts)
+    errors = counts.pop("protocol.error", 0)
+    parts = [f"{n} {kind}" for kind, n in sorted(counts.items())]
+    parts.append(f"{errors} protocol.error")
+    return f"{name}: {sum(counts.values()) + errors} events — " + ", ".join(parts)

@@ -29,4 +29,8 @@
 /* Bytes of raw input quoted in a protocol.error event. */
 #define TW_MAX_ERROR_RAW 32
 
+/* Unstuffed bytes of one ZVT serial frame (docs/protocols/zvt-link.md section 3): the largest APDU, a 5-byte
+ * header (CLASS INSTR FF len-lo len-hi) plus 65535 data bytes. A longer frame is abandoned (frame_too_long). */
+#define TW_MAX_ZVT_APDU 65540
+
 #endif

@@ -33,7 +33,14 @@
     X(TW_ERR_IMAGE_TOO_LARGE, "image_too_large", "An image larger than the decoder's image limit.")             \
     X(TW_ERR_LINE_TOO_LONG, "line_too_long", "A line longer than the decoder's line limit; it was split.")      \
     X(TW_ERR_TRUNCATED, "truncated", "The stream ended inside a command.")                                     \
-    X(TW_ERR_UNKNOWN_REPLY, "unknown_reply", "A byte from the printer that matches no reply pattern.")
+    X(TW_ERR_UNKNOWN_REPLY, "unknown_reply", "A byte from the printer that matches no reply pattern.")         \
+    /* ZVT link (docs/protocols/zvt-link.md, section 5; "truncated" above is shared) */                        \
+    X(TW_ERR_UNEXPECTED_BYTE, "unexpected_byte", "A byte outside any frame that is not a link control byte.")   \
+    X(TW_ERR_BAD_ESCAPE, "bad_escape", "A DLE inside a frame followed by a byte that is not DLE, ETX or STX.")  \
+    X(TW_ERR_FRAME_RESTARTED, "frame_restarted", "A new frame started before the previous one ended.")          \
+    X(TW_ERR_FRAME_TOO_LONG, "frame_too_long", "A frame longer than the largest APDU.")                         \
+    X(TW_ERR_SHORT_APDU, "short_apdu", "An APDU too short to hold its header.")                                 \
+    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.")
 
 enum tw_error {
     TW_OK = 0,

@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include "escpos.h"
+#include "tw_crc.h"
 #include "tw_errors.h"
 #include "tw_msgpack.h"
+#include "zvt_link.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -74,5 +76,22 @@ int tw_escpos_feed(tw_escpos *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_escpos_close(tw_escpos *d, tw_out *out);
 int tw_escpos_request_kind(const char *name);
 int tw_escpos_note_request(tw_escpos *d, int kind, int64_t n);
+
+/* ---- checksums (tw_crc.h): incremental, start from 0 */
+uint16_t tw_crc16_kermit(uint16_t crc, const uint8_t *p, size_t n);
+uint16_t tw_crc16_xmodem(uint16_t crc, const uint8_t *p, size_t n);
+uint8_t tw_lrc_xor(uint8_t lrc, const uint8_t *p, size_t n);
+uint8_t tw_sum8(uint8_t sum, const uint8_t *p, size_t n);
+
+/* ---- ZVT link layer (zvt_link.h); framing 0 = serial, 1 = tcp */
+#ifndef TW_ZVT_LINK_TYPES_DEFINED
+#define TW_ZVT_LINK_TYPES_DEFINED
+typedef struct tw_zvt_link tw_zvt_link;
+#endif
+
+tw_zvt_link *tw_zvt_link_new(int framing);
+void tw_zvt_link_free(tw_zvt_link *d);
+int tw_zvt_link_feed(tw_zvt_link *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_zvt_link_close(tw_zvt_link *d, tw_out *out);
 
 #endif

@@ -29,10 +29,21 @@ def _escpos_factory(backend: str, direction: str, options: dict[str, Any]):
     return escpos.make_backend(backend, direction, **options)
 
 
+def _zvt_factory(framing: str):
+    def factory(backend: str, direction: str, options: dict[str, Any]):
+        from protocols import zvt
+
+        return zvt.make_backend(backend, framing, direction, **options)
+
+    return factory
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "escpos": _escpos_factory,
+    "zvt-serial": _zvt_factory("serial"),
+    "zvt-tcp": _zvt_factory("tcp"),
 }
 
 DIRECTIONS = ("to_device", "from_device")

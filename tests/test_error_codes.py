@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from protocols._native import ffi, lib
 from protocols.escpos import tables
+from protocols.zvt import tables as zvt_tables
 
 
 def c_error_list() -> dict[str, str]:
@@ -14,10 +15,11 @@ def c_error_list() -> dict[str, str]:
     return out
 
 
-def test_reference_error_table_matches_the_c_list():
+def test_reference_error_tables_match_the_c_list():
     c = c_error_list()
-    for code, reason in tables.ERRORS.items():
-        assert c.get(code) == reason, code
+    for table in (tables.ERRORS, zvt_tables.ERRORS):
+        for code, reason in table.items():
+            assert c.get(code) == reason, code
 
 
 def test_codes_are_unique_stable_identifiers_and_reasons_are_sentences():
@@ -30,4 +32,4 @@ def test_codes_are_unique_stable_identifiers_and_reasons_are_sentences():
 
 def test_api_statuses_never_appear_as_protocol_errors():
     assert {"nomem", "closed", "bad_config"} <= set(c_error_list())
-    assert not {"nomem", "closed", "bad_config"} & set(tables.ERRORS)
+    assert not {"nomem", "closed", "bad_config"} & (set(tables.ERRORS) | set(zvt_tables.ERRORS))

@@ -1,0 +1,444 @@
+/* ZVT link layer decoder (docs/protocols/zvt-link.md). See zvt_link.h for the streaming model. */
+#include "zvt_link.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tw_bounds.h"
+#include "tw_crc.h"
+#include "tw_errors.h"
+#include "tw_msgpack.h"
+
+#define DLE 0x10
+#define STX 0x02
+#define ETX 0x03
+#define ACK 0x06
+#define NAK 0x15
+#define LEN_EXTENDED 0xFF
+
+/* ------------------------------------------------------------------------------------ command table (§4) */
+
+struct command {
+    uint8_t cls, instr;
+    uint8_t name_len;
+    const char *name;
+};
+#define CMD(c, i, n) {(c), (i), sizeof(n) - 1, (n)}
+static const struct command commands[] = {
+    CMD(0x06, 0x00, "registration"),      CMD(0x06, 0x01, "authorisation"),
+    CMD(0x06, 0x02, "log_off"),           CMD(0x06, 0x0F, "completion"),
+    CMD(0x06, 0x1E, "abort"),             CMD(0x06, 0xB0, "abort"),
+    CMD(0x06, 0x10, "send_turnover_totals"), CMD(0x06, 0x20, "repeat_receipt"),
+    CMD(0x06, 0x22, "preauthorisation"),  CMD(0x06, 0x23, "partial_reversal"),
+    CMD(0x06, 0x24, "book_total"),        CMD(0x06, 0x30, "reversal"),
+    CMD(0x06, 0x31, "refund"),            CMD(0x06, 0x50, "end_of_day"),
+    CMD(0x06, 0x70, "diagnosis"),         CMD(0x06, 0x93, "initialisation"),
+    CMD(0x05, 0x01, "status_enquiry"),    CMD(0x06, 0x1A, "print_configuration"),
+    CMD(0x08, 0x10, "software_update"),   CMD(0x06, 0xD1, "print_line"),
+    CMD(0x06, 0xD3, "print_text_block"),  CMD(0x04, 0x0F, "status_information"),
+    CMD(0x04, 0xFF, "intermediate_status"), CMD(0x06, 0xC0, "read_card"),
+    CMD(0x06, 0xE0, "show_text"),         CMD(0x80, 0x00, "ack"),
+};
+#undef CMD
+static const struct command cmd_nack = {0x84, 0, 4, "nack"};       /* 84 xx: any instruction */
+static const struct command cmd_unknown = {0, 0, 7, "unknown"};
+
+static const struct command *command_of(uint8_t cls, uint8_t instr)
+{
+    size_t i;
+    if (cls == 0x84)
+        return &cmd_nack;
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (commands[i].cls == cls && commands[i].instr == instr)
+            return &commands[i];
+    return &cmd_unknown;
+}
+
+/* ---------------------------------------------------------------------------------------------- state */
+
+enum serial_state {
+    S_GROUND, /* between frames */
+    S_FRAME,  /* inside DLE STX ... */
+    S_DLE,    /* inside a frame, after a DLE */
+    S_CRC     /* after DLE ETX: the two CRC bytes */
+};
+
+struct tw_zvt_link {
+    int tcp;
+    int closed;
+    int failed; /* TW_ERR_NOMEM once the output could not grow */
+    uint64_t offset; /* stream offset of the next feed's first byte */
+
+    /* per call */
+    tw_out *out;
+    const uint8_t *in_start;
+    uint64_t in_base;
+
+    /* the APDU being collected: its header (the first <= 5 bytes; never data) and how many bytes it has */
+    uint8_t hdr[TW_ZVT_MAX_HEADER];
+    unsigned hdr_len;
+    uint32_t count;
+
+    /* tcp */
+    int in_apdu;        /* an APDU has started */
+    int hdr_done;       /* its header is complete; remaining counts its data */
+    uint32_t remaining;
+    uint64_t apdu_off;
+
+    /* serial */
+    enum serial_state state;
+    int garbage;        /* inside a run of unexpected bytes (only its first byte is reported) */
+    int pending_dle;    /* ground: a DLE whose next byte has not arrived */
+    uint64_t pending_off;
+    uint64_t frame_off; /* the frame's DLE STX */
+    uint64_t dle_off;   /* S_DLE: the DLE */
+    uint16_t crc;       /* CRC-16/KERMIT over the unstuffed bytes so far */
+    uint8_t crc_lo;
+    int ncrc;           /* S_CRC: CRC bytes received */
+};
+
+static const uint8_t dle_stx[2] = {DLE, STX};
+
+/* --------------------------------------------------------------------------------------- msgpack out */
+
+static uint64_t offset_of(const tw_zvt_link *d, const uint8_t *p)
+{
+    return d->in_base + (uint64_t)(p - d->in_start);
+}
+
+/* room for the fixed part of any event here (type, keys, ints, a command name); strings and raw come on top */
+#define EVENT_ROOM 128
+
+/* {"type": type, "data": {<nkeys keys follow>}} */
+TW_INLINE uint8_t *event_head(uint8_t *p, const char *type, size_t type_len, uint32_t nkeys)
+{
+    p = tw_mpw_map(p, 2);
+    p = TW_MPW_LIT(p, "type");
+    p = tw_mpw_str(p, type, type_len);
+    p = TW_MPW_LIT(p, "data");
+    return tw_mpw_map(p, nkeys);
+}
+#define HEAD(p, type, nkeys) event_head((p), (type), sizeof(type) - 1, (nkeys))
+#define KEY(p, key) TW_MPW_LIT((p), key)
+
+static void emit_empty(tw_zvt_link *d, const char *type, size_t type_len)
+{
+    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    if (!p)
+        return;
+    p = event_head(p, type, type_len, 0);
+    tw_out_commit(d->out, p);
+}
+#define EMIT_EMPTY(d, type) emit_empty((d), (type), sizeof(type) - 1)
+
+static void emit_error(tw_zvt_link *d, int code, uint64_t off, const uint8_t *raw, size_t raw_len)
+{
+    uint8_t *p;
+    if (raw_len > TW_MAX_ERROR_RAW)
+        raw_len = TW_MAX_ERROR_RAW;
+    p = tw_out_room(d->out, EVENT_ROOM + tw_error_name_len(code) + tw_error_reason_len(code) + raw_len);
+    if (!p)
+        return;
+    p = HEAD(p, "protocol.error", 4);
+    p = KEY(p, "code");
+    p = tw_mpw_str(p, tw_error_name(code), tw_error_name_len(code));
+    p = KEY(p, "reason");
+    p = tw_mpw_str(p, tw_error_reason(code), tw_error_reason_len(code));
+    p = KEY(p, "offset");
+    p = tw_mpw_uint(p, off);
+    p = KEY(p, "raw");
+    p = tw_mpw_bin(p, raw, raw_len);
+    tw_out_commit(d->out, p);
+}
+
+static void emit_checksum_error(tw_zvt_link *d, uint16_t expected, uint16_t got)
+{
+    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    if (!p)
+        return;
+    p = HEAD(p, "link.checksum_error", 2);
+    p = KEY(p, "expected");
+    p = tw_mpw_uint(p, expected);
+    p = KEY(p, "got");
+    p = tw_mpw_uint(p, got);
+    tw_out_commit(d->out, p);
+}
+
+/* zvt.apdu from the complete header in d->hdr */
+static void emit_apdu(tw_zvt_link *d, uint32_t length)
+{
+    const struct command *c = command_of(d->hdr[0], d->hdr[1]);
+    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    if (!p)
+        return;
+    p = HEAD(p, "zvt.apdu", 4);
+    p = KEY(p, "class");
+    p = tw_mpw_uint(p, d->hdr[0]);
+    p = KEY(p, "instr");
+    p = tw_mpw_uint(p, d->hdr[1]);
+    p = KEY(p, "name");
+    p = tw_mpw_str(p, c->name, c->name_len);
+    p = KEY(p, "length");
+    p = tw_mpw_uint(p, length);
+    tw_out_commit(d->out, p);
+}
+
+/* 3 or 5 once hdr holds a complete header, else 0 */
+static unsigned header_len(const tw_zvt_link *d)
+{
+    if (d->hdr_len < 3)
+        return 0;
+    if (d->hdr[2] != LEN_EXTENDED)
+        return 3;
+    return d->hdr_len >= 5 ? 5 : 0;
+}
+
+static uint32_t declared_len(const tw_zvt_link *d)
+{
+    return d->hdr[2] != LEN_EXTENDED ? d->hdr[2] : (uint32_t)d->hdr[3] | (uint32_t)d->hdr[4] << 8;
+}
+
+/* ----------------------------------------------------------------------------------------- zvt-tcp (§2) */
+
+static void walk_tcp(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
+{
+    while (p < end) {
+        if (!d->in_apdu) {
+            d->in_apdu = 1;
+            d->hdr_done = 0;
+            d->hdr_len = 0;
+            d->apdu_off = offset_of(d, p);
+        }
+        if (!d->hdr_done) {
+            d->hdr[d->hdr_len++] = *p++;
+            if (!header_len(d))
+                continue;
+            d->hdr_done = 1;
+            d->remaining = declared_len(d);
+        } else {
+            size_t n = (size_t)(end - p);
+            if (n > d->remaining)
+                n = d->remaining;
+            p += n;
+            d->remaining -= (uint32_t)n;
+        }
+        if (d->remaining == 0) {
+            emit_apdu(d, declared_len(d));
+            d->in_apdu = 0;
+        }
+    }
+}
+
+/* -------------------------------------------------------------------------------------- zvt-serial (§3) */
+
+static void unexpected(tw_zvt_link *d, uint64_t off, uint8_t b)
+{
+    if (d->garbage)
+        return;
+    d->garbage = 1;
+    emit_error(d, TW_ERR_UNEXPECTED_BYTE, off, &b, 1);
+}
+
+static void start_frame(tw_zvt_link *d, uint64_t off)
+{
+    d->garbage = 0;
+    d->state = S_FRAME;
+    d->frame_off = off;
+    d->hdr_len = 0;
+    d->count = 0;
+    d->crc = 0;
+}
+
+/* Takes up to n unstuffed frame bytes at p; returns how many input bytes it consumed. Past TW_MAX_ZVT_APDU the
+ * frame is abandoned (the byte that overflowed is consumed) and decoding goes on in ground, inside an unexpected
+ * run. */
+static size_t frame_data(tw_zvt_link *d, const uint8_t *p, size_t n)
+{
+    size_t room = TW_MAX_ZVT_APDU - d->count, take = n < room ? n : room;
+    size_t h = 0;
+    while (d->hdr_len < TW_ZVT_MAX_HEADER && h < take)
+        d->hdr[d->hdr_len++] = p[h++];
+    d->crc = tw_crc16_kermit(d->crc, p, take);
+    d->count += (uint32_t)take;
+    if (take == n)
+        return n;
+    emit_error(d, TW_ERR_FRAME_TOO_LONG, d->frame_off, dle_stx, 2);
+    d->state = S_GROUND;
+    d->garbage = 1;
+    return take + 1;
+}
+
+static void frame_done(tw_zvt_link *d, uint16_t got)
+{
+    unsigned hl;
+    uint32_t declared;
+    if (got != d->crc) {
+        emit_checksum_error(d, d->crc, got);
+        return;
+    }
+    hl = header_len(d);
+    if (!hl) {
+        emit_error(d, TW_ERR_SHORT_APDU, d->frame_off, dle_stx, 2);
+        return;
+    }
+    declared = declared_len(d);
+    if (d->count - hl != declared)
+        emit_error(d, TW_ERR_APDU_LENGTH_MISMATCH, d->frame_off, d->hdr, hl);
+    emit_apdu(d, declared);
+}
+
+static void walk_serial(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
+{
+    static const uint8_t etx = ETX;
+    while (p < end) {
+        uint8_t b;
+        switch (d->state) {
+        case S_GROUND:
+            if (d->pending_dle) {
+                d->pending_dle = 0;
+                if (*p == STX) {
+                    start_frame(d, d->pending_off);
+                    p++;
+                    break;
+                }
+                unexpected(d, d->pending_off, DLE); /* only the DLE is taken; *p is decoded afresh */
+            }
+            if (d->garbage) { /* skipped silently up to the next valid token */
+                while (p < end && *p != ACK && *p != NAK && *p != DLE)
+                    p++;
+                if (p == end)
+                    return;
+            }
+            b = *p;
+            if (b == ACK) {
+                d->garbage = 0;
+                EMIT_EMPTY(d, "link.ack");
+            } else if (b == NAK) {
+                d->garbage = 0;
+                EMIT_EMPTY(d, "link.nak");
+            } else if (b == DLE) {
+                d->pending_dle = 1;
+                d->pending_off = offset_of(d, p);
+            } else {
+                unexpected(d, offset_of(d, p), b);
+            }
+            p++;
+            break;
+        case S_FRAME: {
+            const uint8_t *dle = memchr(p, DLE, (size_t)(end - p));
+            const uint8_t *stop = dle ? dle : end;
+            if (stop > p) {
+                p += frame_data(d, p, (size_t)(stop - p));
+                break; /* the state may have changed; the loop looks again */
+            }
+            d->state = S_DLE;
+            d->dle_off = offset_of(d, p);
+            p++;
+            break;
+        }
+        case S_DLE:
+            b = *p;
+            if (b == DLE) {
+                d->state = S_FRAME;
+                p += frame_data(d, p, 1);
+            } else if (b == ETX) {
+                d->crc = tw_crc16_kermit(d->crc, &etx, 1);
+                d->state = S_CRC;
+                d->ncrc = 0;
+                p++;
+            } else if (b == STX) {
+                emit_error(d, TW_ERR_FRAME_RESTARTED, d->frame_off, dle_stx, 2);
+                start_frame(d, d->dle_off);
+                p++;
+            } else {
+                uint8_t raw[2];
+                raw[0] = DLE;
+                raw[1] = b;
+                emit_error(d, TW_ERR_BAD_ESCAPE, d->dle_off, raw, 2);
+                d->state = S_GROUND; /* b is decoded afresh in ground (not consumed here) */
+            }
+            break;
+        case S_CRC:
+            if (d->ncrc == 0) {
+                d->crc_lo = *p++;
+                d->ncrc = 1;
+            } else {
+                uint16_t got = (uint16_t)(d->crc_lo | (unsigned)*p << 8);
+                p++;
+                d->state = S_GROUND;
+                frame_done(d, got);
+            }
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ API */
+
+tw_zvt_link *tw_zvt_link_new(int framing)
+{
+    tw_zvt_link *d;
+    if (framing != TW_ZVT_SERIAL && framing != TW_ZVT_TCP)
+        return NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->tcp = framing == TW_ZVT_TCP;
+    d->state = S_GROUND;
+    return d;
+}
+
+void tw_zvt_link_free(tw_zvt_link *d)
+{
+    free(d);
+}
+
+static int finish_call(tw_zvt_link *d)
+{
+    if (d->out->oom)
+        d->failed = TW_ERR_NOMEM;
+    d->out = NULL;
+    d->in_start = NULL;
+    return d->failed;
+}
+
+int tw_zvt_link_feed(tw_zvt_link *d, const uint8_t *data, size_t len, tw_out *out)
+{
+    if (d->closed)
+        return TW_ERR_CLOSED;
+    if (d->failed)
+        return d->failed;
+    d->out = out;
+    d->in_start = data;
+    d->in_base = d->offset;
+    if (len) {
+        if (d->tcp)
+            walk_tcp(d, data, data + len);
+        else
+            walk_serial(d, data, data + len);
+    }
+    d->offset += len;
+    return finish_call(d);
+}
+
+int tw_zvt_link_close(tw_zvt_link *d, tw_out *out)
+{
+    if (d->closed)
+        return TW_ERR_CLOSED;
+    d->closed = 1;
+    if (d->failed)
+        return d->failed;
+    d->out = out;
+    if (d->tcp) {
+        if (d->in_apdu)
+            emit_error(d, TW_ERR_TRUNCATED, d->apdu_off, d->hdr, d->hdr_len);
+        d->in_apdu = 0;
+    } else if (d->pending_dle) {
+        d->pending_dle = 0;
+        unexpected(d, d->pending_off, DLE);
+    } else if (d->state != S_GROUND) {
+        emit_error(d, TW_ERR_TRUNCATED, d->frame_off, dle_stx, 2);
+        d->state = S_GROUND;
+    }
+    return finish_call(d);
+}

@@ -1,0 +1,44 @@
+"""ZVT tables as data (``docs/protocols/zvt-link.md``): command names, link bytes, bounds, error reasons."""
+
+from __future__ import annotations
+
+DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
+MAX_APDU = 5 + 65535        # TW_MAX_ZVT_APDU: a 5-byte header (FF + 2-byte length) and the largest data
+
+COMMANDS = {
+    (0x06, 0x00): "registration", (0x06, 0x01): "authorisation", (0x06, 0x02): "log_off",
+    (0x06, 0x0F): "completion", (0x06, 0x1E): "abort", (0x06, 0xB0): "abort",
+    (0x06, 0x10): "send_turnover_totals", (0x06, 0x20): "repeat_receipt", (0x06, 0x22): "preauthorisation",
+    (0x06, 0x23): "partial_reversal", (0x06, 0x24): "book_total", (0x06, 0x30): "reversal",
+    (0x06, 0x31): "refund", (0x06, 0x50): "end_of_day", (0x06, 0x70): "diagnosis",
+    (0x06, 0x93): "initialisation", (0x05, 0x01): "status_enquiry", (0x06, 0x1A): "print_configuration",
+    (0x08, 0x10): "software_update", (0x06, 0xD1): "print_line", (0x06, 0xD3): "print_text_block",
+    (0x04, 0x0F): "status_information", (0x04, 0xFF): "intermediate_status", (0x06, 0xC0): "read_card",
+    (0x06, 0xE0): "show_text", (0x80, 0x00): "ack",
+}
+
+
+def command_name(cls: int, instr: int) -> str:
+    if cls == 0x84:
+        return "nack"
+    return COMMANDS.get((cls, instr), "unknown")
+
+
+ERRORS = {
+    "unexpected_byte": "A byte outside any frame that is not a link control byte.",
+    "bad_escape": "A DLE inside a frame followed by a byte that is not DLE, ETX or STX.",
+    "frame_restarted": "A new frame started before the previous one ended.",
+    "frame_too_long": "A frame longer than the largest APDU.",
+    "short_apdu": "An APDU too short to hold its header.",
+    "apdu_length_mismatch": "An APDU whose length field disagrees with its data.",
+    "truncated": "The stream ended inside a command.",
+}
+
+
+def crc16_kermit(data: bytes, crc: int = 0) -> int:
+    """CRC-16/KERMIT: CCITT polynomial reflected (0x8408), init 0, no final xor; check(b"123456789") = 0x2189."""
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc

@@ -1,0 +1,291 @@
+"""Differential test: the C ZVT link decoder and the pure-Python reference give byte-identical msgpack.
+
+Serial streams are fully random bytes, or built from a grammar of valid and near-valid ZVT serial framing
+(frames with a correct CRC around random APDUs with stuffed DLEs and extended lengths, frames with a wrong CRC,
+bad escapes, restarted frames, ACK/NAK, garbage runs, lone DLEs, truncated tails); TCP streams are random APDUs
+back to back, with a truncated tail. Each stream is split at random points and both backends must agree; each
+backend must also give the same output for the stream fed whole and fed byte by byte. Contract:
+docs/protocols/zvt-link.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+native = pytest.importorskip("protocols.zvt.native", reason="the C core is not built (make native)")
+
+import msgpack  # noqa: E402
+
+from protocols._native import ffi, lib  # noqa: E402
+from protocols.decoder import DecoderClosed  # noqa: E402
+from protocols.zvt import tables as T  # noqa: E402
+from protocols.zvt.link_reference import ReferenceZvtLinkDecoder  # noqa: E402
+from protocols.zvt.native import NativeZvtLinkDecoder  # noqa: E402
+
+BACKENDS = (NativeZvtLinkDecoder, ReferenceZvtLinkDecoder)
+u8 = st.integers(0, 255)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def kermit(data: bytes, crc: int = 0) -> int:
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
+def xmodem(data: bytes, crc: int = 0) -> int:
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def stuff(apdu: bytes) -> bytes:
+    return apdu.replace(b"\x10", b"\x10\x10")
+
+
+def frame(apdu: bytes, crc: int | None = None) -> bytes:
+    if crc is None:
+        crc = kermit(apdu + b"\x03")
+    return b"\x10\x02" + stuff(apdu) + b"\x10\x03" + bytes((crc & 0xFF, crc >> 8))
+
+
+def run(cls, framing: str, chunks) -> bytes:
+    d = cls(framing)
+    return b"".join(d.feed(c) for c in chunks) + d.close()
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, last = [], 0
+    for p in points + [len(data)]:
+        out.append(data[last:p])
+        last = p
+    return out
+
+
+def events(blob: bytes) -> list[dict]:
+    u = msgpack.Unpacker(raw=False)
+    u.feed(blob)
+    return list(u)
+
+
+def check_all(framing: str, data: bytes, cuts: list[int]) -> None:
+    chunks = split(data, cuts)
+    outs = [run(cls, framing, chunks) for cls in BACKENDS]
+    assert outs[0] == outs[1], (framing, data.hex(), [len(c) for c in chunks])
+    for cls, out in zip(BACKENDS, outs):
+        assert run(cls, framing, [data]) == out, (cls.__name__, "whole")
+        assert run(cls, framing, [data[i:i + 1] for i in range(len(data))]) == out, (cls.__name__, "bytewise")
+
+
+# --------------------------------------------------------------------------------------------- grammar
+
+KNOWN = list(T.COMMANDS) + [(0x84, 0x00), (0x84, 0x9C)]
+class_instr = st.one_of(st.sampled_from(KNOWN), st.tuples(u8, u8), st.tuples(st.just(0x10), u8),
+                        st.tuples(u8, st.just(0x10)))
+# data with plenty of DLE (stuffed) and link control bytes
+data_bytes = st.lists(st.one_of(u8, st.sampled_from([0x10, 0x10, 0x02, 0x03, 0x06, 0x15, 0xFF])),
+                      max_size=300).map(bytes)
+
+
+@st.composite
+def apdu(draw):
+    cls, instr = draw(class_instr)
+    data = draw(data_bytes)
+    n = len(data)
+    form = draw(st.sampled_from(["short", "ext", "ext_short", "wrong", "wrong_ext", "cut"]))
+    if form == "short" and n <= 254:
+        return bytes((cls, instr, n)) + data
+    if form in ("ext", "ext_short") or (form == "short" and n > 254):
+        return bytes((cls, instr, 0xFF, n & 0xFF, n >> 8)) + data
+    if form == "wrong":
+        return bytes((cls, instr, draw(st.integers(0, 254).filter(lambda x: x != n)))) + data
+    if form == "wrong_ext":
+        return bytes((cls, instr, 0xFF)) + draw(st.integers(0, 0xFFFF)).to_bytes(2, "little") + data
+    # cut: shorter than a header (0..2 bytes, or an extended length cut off)
+    whole = bytes((cls, instr, 0xFF, 0x10, 0x10))
+    return whole[:draw(st.integers(0, 4))]
+
+
+@st.composite
+def serial_token(draw):
+    kind = draw(st.sampled_from(["frame", "frame", "frame", "bad_crc", "bad_escape", "restart", "ack", "nak",
+                                 "garbage", "dle", "dle_dle", "etx_in_ground"]))
+    if kind == "frame":
+        return frame(draw(apdu()))
+    if kind == "bad_crc":
+        a = draw(apdu())
+        good = kermit(a + b"\x03")
+        return frame(a, draw(st.integers(0, 0xFFFF).filter(lambda c: c != good)))
+    if kind == "bad_escape":
+        esc = draw(st.one_of(u8.filter(lambda b: b not in (0x10, 0x02, 0x03)), st.sampled_from([0x06, 0x15])))
+        return b"\x10\x02" + stuff(draw(data_bytes)[:20]) + bytes((0x10, esc))
+    if kind == "restart":
+        return b"\x10\x02" + stuff(draw(data_bytes)[:20])
+    if kind == "ack":
+        return b"\x06"
+    if kind == "nak":
+        return b"\x15"
+    if kind == "garbage":
+        return draw(st.binary(min_size=1, max_size=20))
+    if kind == "dle":
+        return b"\x10"
+    if kind == "dle_dle":
+        return b"\x10\x10"
+    return b"\x10\x03"
+
+
+@st.composite
+def serial_stream(draw):
+    data = b"".join(draw(st.lists(serial_token(), max_size=12)))
+    if draw(st.booleans()):  # a truncated tail: part of a frame
+        tail = frame(draw(apdu()))
+        data += tail[:draw(st.integers(0, len(tail)))]
+    return data
+
+
+@st.composite
+def tcp_stream(draw):
+    parts = []
+    for _ in range(draw(st.integers(0, 6))):
+        cls, instr = draw(class_instr)
+        data = draw(data_bytes)
+        n = len(data)
+        if n <= 254 and draw(st.booleans()):
+            parts.append(bytes((cls, instr, n)) + data)
+        else:
+            parts.append(bytes((cls, instr, 0xFF, n & 0xFF, n >> 8)) + data)
+    data = b"".join(parts)
+    if draw(st.booleans()):
+        data += draw(st.binary(max_size=10))
+    return data
+
+
+cuts = st.lists(st.integers(0, 1 << 20), max_size=8)
+
+
+# ---------------------------------------------------------------------------------------------- properties
+
+@settings()
+@given(st.binary(max_size=400), cuts, st.sampled_from(["serial", "tcp"]))
+def test_random_bytes(data, cut, framing):
+    check_all(framing, data, cut)
+
+
+@settings()
+@given(serial_stream(), cuts)
+def test_serial_grammar(data, cut):
+    check_all("serial", data, cut)
+
+
+@settings()
+@given(tcp_stream(), cuts)
+def test_tcp_grammar(data, cut):
+    check_all("tcp", data, cut)
+
+
+@settings()
+@given(st.binary(max_size=200), st.integers(0, 0xFFFF), st.integers(0, 0xFF))
+def test_checksums_match_their_bitwise_definitions(data, start, start8):
+    assert lib.tw_crc16_kermit(start, data, len(data)) == kermit(data, start) == T.crc16_kermit(data, start)
+    assert lib.tw_crc16_xmodem(start, data, len(data)) == xmodem(data, start)
+    lrc = start8
+    total = start8
+    for b in data:
+        lrc ^= b
+        total = (total + b) & 0xFF
+    assert lib.tw_lrc_xor(start8, data, len(data)) == lrc
+    assert lib.tw_sum8(start8, data, len(data)) == total
+    # incremental: any split gives the same value
+    k = len(data) // 3
+    assert lib.tw_crc16_kermit(lib.tw_crc16_kermit(0, data[:k], k), data[k:], len(data) - k) == kermit(data)
+
+
+# ------------------------------------------------------------------------------------------ fixed cases
+
+def test_check_values():
+    assert lib.tw_crc16_kermit(0, b"123456789", 9) == 0x2189
+    assert lib.tw_crc16_xmodem(0, b"123456789", 9) == 0x31C3
+
+
+def test_zvt_error_codes_match_the_c_list():
+    c = {ffi.string(lib.tw_error_name(k)).decode(): ffi.string(lib.tw_error_reason(k)).decode()
+         for k in range(1, lib.tw_error_count())}
+    for code, reason in T.ERRORS.items():
+        assert c.get(code) == reason, code
+
+
+@pytest.mark.parametrize("cls", BACKENDS)
+def test_registration_frame(cls):
+    reg = bytes.fromhex("060006000000080978")
+    assert events(run(cls, "serial", [frame(reg), b"\x06"])) == [
+        {"type": "zvt.apdu", "data": {"class": 6, "instr": 0, "name": "registration", "length": 6}},
+        {"type": "link.ack", "data": {}},
+    ]
+
+
+@pytest.mark.parametrize("cls", BACKENDS)
+@pytest.mark.parametrize("size, code", [(65535, None), (65536, "frame_too_long")])
+def test_frame_length_bound(cls, size, code):
+    # 5 + 65535 unstuffed bytes is the largest frame; one byte more is frame_too_long (here a stuffed DLE)
+    body = bytes((0x06, 0xD3, 0xFF, 0xFF, 0xFF)) + b"\x10" * size
+    out = events(run(cls, "serial", [frame(body) + b"\x15"]))
+    if code is None:
+        assert out[0]["data"]["length"] == 65535 and out[0]["type"] == "zvt.apdu"
+        assert [e["type"] for e in out] == ["zvt.apdu", "link.nak"]
+    else:
+        assert out[0]["data"]["code"] == "frame_too_long" and out[0]["data"]["raw"] == b"\x10\x02"
+        assert out[0]["data"]["offset"] == 0
+        assert [e["type"] for e in out] == ["protocol.error", "link.nak"]
+
+
+def test_frame_length_bound_agrees_split():
+    body = bytes((0x06, 0xD3, 0xFF, 0x00, 0x00)) + bytes(range(256)) * 257
+    data = frame(body[:65541]) + frame(body[:65540]) + b"\x06"
+    outs = [run(cls, "serial", split(data, [3, 1000, 65539, 65542, 65546, 70000, 131000])) for cls in BACKENDS]
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("cls", BACKENDS)
+def test_no_data_byte_reaches_an_event(cls):
+    secret = b"\x47\x11\x11\x11\x11\x11\x11\x11"  # a PAN-like marker
+    streams = [("serial", frame(b"\x06\x01\x03" + secret)),
+               ("serial", frame(b"\x06\x01\x03" + secret)[:-3]),
+               ("serial", b"\x10\x02\x06\x01\x03" + secret + b"\x10\x41"),
+               ("tcp", b"\x06\x01\x20" + secret)]
+    for framing, data in streams:
+        out = run(cls, framing, [data])
+        assert secret[:3] not in out, (framing, out)
+
+
+@pytest.mark.parametrize("framing", ["serial", "tcp"])
+def test_wrapper(framing):
+    d = NativeZvtLinkDecoder(framing)
+    assert d.feed(b"") == b""
+    a = d.feed(bytearray(b"\x06\x15"))
+    b = d.feed(memoryview(b"\x06\x15\x00"))
+    whole = run(NativeZvtLinkDecoder, framing, [b"\x06\x15\x06\x15\x00"])
+    assert a + b + d.close() == whole
+    with pytest.raises(DecoderClosed):
+        d.feed(b"\x06")
+    with pytest.raises(DecoderClosed):
+        d.close()
+
+
+def test_wrapper_rejects_a_bad_framing():
+    with pytest.raises(ValueError):
+        NativeZvtLinkDecoder("usb")
+
+
+def test_large_output_is_trimmed():
+    d = NativeZvtLinkDecoder("serial")
+    out = d.feed(b"\x06" * 200_000)
+    assert len(out) == 200_000 * len(msgpack.packb({"type": "link.ack", "data": {}}))
+    assert d.feed(b"\x15") == msgpack.packb({"type": "link.nak", "data": {}})
