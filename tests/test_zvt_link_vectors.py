@@ -62,3 +62,17 @@ def test_crc16_kermit_check_value():
     from protocols.zvt.tables import crc16_kermit
 
     assert crc16_kermit(b"123456789") == 0x2189
+
+
+def test_c_and_python_command_tables_name_every_pair_alike():
+    """The command table lives in protocols/zvt/tables.py and, for speed, in native/zvt_link.c: every one of the
+    65536 (class, instr) pairs must get the same name from both."""
+    from protocols.zvt.tables import command_name
+
+    stream = b"".join(bytes([cls, instr, 0]) for cls in range(256) for instr in range(256))
+    native, reference = Decoder("zvt-tcp", backend="native"), Decoder("zvt-tcp", backend="reference")
+    out = native.feed(stream) + native.close()
+    assert out == reference.feed(stream) + reference.close()
+    names = [e["data"]["name"] for e in unpack_events(out)]
+    assert names == [command_name(cls, instr) for cls in range(256) for instr in range(256)]
+    assert names.count("unknown") == 65536 - 256 - 26  # 256 nack pairs (class 84), 26 named commands
