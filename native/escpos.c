@@ -14,6 +14,7 @@
 
 #include "tw_bounds.h"
 #include "tw_errors.h"
+#include "tw_event.h"
 #include "tw_sha256.h"
 
 #define ESC 0x1b
@@ -505,17 +506,8 @@ TW_INLINE void event_close(tw_escpos *d, uint8_t *end)
     tw_out_commit(d->out, end);
 }
 
-/* {"type": type, "data": {<nkeys keys follow>}} */
-TW_INLINE uint8_t *event_head(uint8_t *p, const char *type, size_t type_len, uint32_t nkeys)
-{
-    p = tw_mpw_map(p, 2);
-    p = TW_MPW_LIT(p, "type");
-    p = tw_mpw_str(p, type, type_len);
-    p = TW_MPW_LIT(p, "data");
-    return tw_mpw_map(p, nkeys);
-}
-#define HEAD(p, type, nkeys) event_head((p), (type), sizeof(type) - 1, (nkeys))
-#define KEY(p, key) TW_MPW_LIT((p), key)
+#define HEAD TW_HEAD /* tw_event.h */
+#define KEY TW_KEY
 #define NAME_STR(p, name) tw_mpw_str((p), (name).s, (name).len)
 
 /* bytes as latin-1 text (each byte is the code point of the same value): at most 2 * n + 5 bytes */
@@ -538,22 +530,7 @@ static uint8_t *w_latin1(uint8_t *p, const uint8_t *s, size_t n)
 
 static void emit_error(tw_escpos *d, int code, uint64_t off, const uint8_t *raw, size_t raw_len)
 {
-    uint8_t *p;
-    if (raw_len > TW_MAX_ERROR_RAW)
-        raw_len = TW_MAX_ERROR_RAW;
-    p = event_open(d, tw_error_reason_len(code) + raw_len);
-    if (!p)
-        return;
-    p = HEAD(p, "protocol.error", 4);
-    p = KEY(p, "code");
-    p = tw_mpw_str(p, tw_error_name(code), tw_error_name_len(code));
-    p = KEY(p, "reason");
-    p = tw_mpw_str(p, tw_error_reason(code), tw_error_reason_len(code));
-    p = KEY(p, "offset");
-    p = tw_mpw_uint(p, off);
-    p = KEY(p, "raw");
-    p = tw_mpw_bin(p, raw, raw_len);
-    event_close(d, p);
+    tw_emit_error(d->out, code, off, raw, raw_len);
 }
 
 static void status_request(tw_escpos *d, const char *kind, size_t kind_len, int64_t n)

@@ -7,6 +7,7 @@
 #include "tw_bounds.h"
 #include "tw_crc.h"
 #include "tw_errors.h"
+#include "tw_event.h"
 #include "tw_msgpack.h"
 
 #define DLE 0x10
@@ -109,46 +110,22 @@ static uint64_t offset_of(const tw_zvt_link *d, const uint8_t *p)
 /* room for the fixed part of any event here (type, keys, ints, a command name); strings and raw come on top */
 #define EVENT_ROOM 128
 
-/* {"type": type, "data": {<nkeys keys follow>}} */
-TW_INLINE uint8_t *event_head(uint8_t *p, const char *type, size_t type_len, uint32_t nkeys)
-{
-    p = tw_mpw_map(p, 2);
-    p = TW_MPW_LIT(p, "type");
-    p = tw_mpw_str(p, type, type_len);
-    p = TW_MPW_LIT(p, "data");
-    return tw_mpw_map(p, nkeys);
-}
-#define HEAD(p, type, nkeys) event_head((p), (type), sizeof(type) - 1, (nkeys))
-#define KEY(p, key) TW_MPW_LIT((p), key)
+#define HEAD TW_HEAD /* tw_event.h */
+#define KEY TW_KEY
 
 static void emit_empty(tw_zvt_link *d, const char *type, size_t type_len)
 {
     uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
     if (!p)
         return;
-    p = event_head(p, type, type_len, 0);
+    p = tw_event_head(p, type, type_len, 0);
     tw_out_commit(d->out, p);
 }
 #define EMIT_EMPTY(d, type) emit_empty((d), (type), sizeof(type) - 1)
 
 static void emit_error(tw_zvt_link *d, int code, uint64_t off, const uint8_t *raw, size_t raw_len)
 {
-    uint8_t *p;
-    if (raw_len > TW_MAX_ERROR_RAW)
-        raw_len = TW_MAX_ERROR_RAW;
-    p = tw_out_room(d->out, EVENT_ROOM + tw_error_name_len(code) + tw_error_reason_len(code) + raw_len);
-    if (!p)
-        return;
-    p = HEAD(p, "protocol.error", 4);
-    p = KEY(p, "code");
-    p = tw_mpw_str(p, tw_error_name(code), tw_error_name_len(code));
-    p = KEY(p, "reason");
-    p = tw_mpw_str(p, tw_error_reason(code), tw_error_reason_len(code));
-    p = KEY(p, "offset");
-    p = tw_mpw_uint(p, off);
-    p = KEY(p, "raw");
-    p = tw_mpw_bin(p, raw, raw_len);
-    tw_out_commit(d->out, p);
+    tw_emit_error(d->out, code, off, raw, raw_len);
 }
 
 static void emit_checksum_error(tw_zvt_link *d, uint16_t expected, uint16_t got)
