@@ -367,13 +367,7 @@ struct tw_escpos {
     const uint16_t *kanji_single;
     const uint16_t *kanji_double;
 
-    /* stream */
-    uint64_t offset;          /* absolute offset of the next byte fed */
-    int closed;
-    int failed;               /* sticky TW_ERR_NOMEM */
-    tw_out *out;              /* during feed()/close() */
-    const uint8_t *in_start;  /* during feed(): the input, and its absolute offset */
-    uint64_t in_base;
+    tw_stream io; /* offset, sticky status, and this call's output and input (tw_event.h) */
 
     /* an incomplete header held back between feeds */
     uint8_t hold[TW_ESCPOS_MAX_HEADER];
@@ -451,7 +445,7 @@ static int buf_reserve(tw_escpos *d, struct buf *b, size_t cap)
         return 0;
     p = realloc(b->data, cap ? cap : 1);
     if (!p) {
-        d->failed = TW_ERR_NOMEM;
+        d->io.failed = TW_ERR_NOMEM;
         return -1;
     }
     b->data = p;
@@ -485,7 +479,7 @@ static void buf_append(tw_escpos *d, struct buf *b, const uint8_t *p, size_t n)
 
 static uint64_t offset_of(const tw_escpos *d, const uint8_t *p)
 {
-    return d->in_base + (uint64_t)(p - d->in_start);
+    return d->io.in_base + (uint64_t)(p - d->io.in_start);
 }
 
 /* Every event is written in one go: event_open() reserves room for its fixed part (type, keys, short values;
@@ -495,15 +489,15 @@ static uint64_t offset_of(const tw_escpos *d, const uint8_t *p)
 TW_INLINE uint8_t *event_open(tw_escpos *d, size_t extra)
 {
     if (extra > SIZE_MAX - EVENT_ROOM) {
-        d->out->oom = 1;
+        d->io.out->oom = 1;
         return NULL;
     }
-    return tw_out_room(d->out, EVENT_ROOM + extra);
+    return tw_out_room(d->io.out, EVENT_ROOM + extra);
 }
 
 TW_INLINE void event_close(tw_escpos *d, uint8_t *end)
 {
-    tw_out_commit(d->out, end);
+    tw_out_commit(d->io.out, end);
 }
 
 #define HEAD TW_HEAD /* tw_event.h */
@@ -530,7 +524,7 @@ static uint8_t *w_latin1(uint8_t *p, const uint8_t *s, size_t n)
 
 static void emit_error(tw_escpos *d, int code, uint64_t off, const uint8_t *raw, size_t raw_len)
 {
-    tw_emit_error(d->out, code, off, raw, raw_len);
+    tw_emit_error(d->io.out, code, off, raw, raw_len);
 }
 
 static void status_request(tw_escpos *d, const char *kind, size_t kind_len, int64_t n)
@@ -2231,7 +2225,7 @@ static const uint8_t *walk_ground(tw_escpos *d, const uint8_t *p, const uint8_t 
             }
             dispatch(d, p, need, offset_of(d, p));
             p += need;
-            if (d->cont || d->deselected || d->failed)
+            if (d->cont || d->deselected || d->io.failed)
                 break;
         } else {
             control(d, b, offset_of(d, p));
@@ -2243,7 +2237,7 @@ static const uint8_t *walk_ground(tw_escpos *d, const uint8_t *p, const uint8_t 
 
 static void walk_to_device(tw_escpos *d, const uint8_t *p, const uint8_t *end)
 {
-    while (p < end && !d->failed) {
+    while (p < end && !d->io.failed) {
         if (d->hold_len)
             p = resume_header(d, p, end);
         else if (d->cont)
@@ -2678,42 +2672,25 @@ void tw_escpos_free(tw_escpos *d)
     free(d);
 }
 
-static int finish_call(tw_escpos *d)
-{
-    d->out = NULL;
-    d->in_start = NULL;
-    return d->failed;
-}
-
 int tw_escpos_feed(tw_escpos *d, const uint8_t *data, size_t len, tw_out *out)
 {
-    if (d->closed)
-        return TW_ERR_CLOSED;
-    if (d->failed)
-        return d->failed;
-    d->out = out;
-    d->in_start = data;
-    d->in_base = d->offset;
+    int rc = tw_stream_begin_feed(&d->io, data, out);
+    if (rc != TW_OK)
+        return rc;
     if (len) {
         if (d->to_device)
             walk_to_device(d, data, data + len);
         else
             walk_from_device(d, data, data + len);
     }
-    d->offset += len;
-    if (out->oom)
-        d->failed = TW_ERR_NOMEM;
-    return finish_call(d);
+    return tw_stream_end(&d->io, len);
 }
 
 int tw_escpos_close(tw_escpos *d, tw_out *out)
 {
-    if (d->closed)
-        return TW_ERR_CLOSED;
-    d->closed = 1;
-    if (d->failed)
-        return d->failed;
-    d->out = out;
+    int rc = tw_stream_begin_close(&d->io, out);
+    if (rc != TW_OK)
+        return rc;
     if (d->to_device) {
         if (d->lead_pending) {
             d->lead_pending = 0;
@@ -2733,9 +2710,7 @@ int tw_escpos_close(tw_escpos *d, tw_out *out)
         d->reply = RP_GROUND;
     }
     release_buffers(d); /* a closed decoder holds no image memory until it is freed */
-    if (out->oom)
-        d->failed = TW_ERR_NOMEM;
-    return finish_call(d);
+    return tw_stream_end(&d->io, 0);
 }
 
 int tw_escpos_request_kind(const char *name)

@@ -25,3 +25,37 @@ void tw_emit_error(tw_out *out, int code, uint64_t offset, const uint8_t *raw, s
     p = tw_mpw_bin(p, raw, raw_len);
     tw_out_commit(out, p);
 }
+
+int tw_stream_begin_feed(tw_stream *s, const uint8_t *data, tw_out *out)
+{
+    if (s->closed)
+        return TW_ERR_CLOSED;
+    if (s->failed)
+        return s->failed;
+    s->out = out;
+    s->in_start = data;
+    s->in_base = s->offset;
+    return TW_OK;
+}
+
+int tw_stream_begin_close(tw_stream *s, tw_out *out)
+{
+    if (s->closed)
+        return TW_ERR_CLOSED;
+    s->closed = 1;
+    if (s->failed)
+        return s->failed;
+    s->out = out;
+    s->in_start = NULL;
+    return TW_OK;
+}
+
+int tw_stream_end(tw_stream *s, size_t consumed)
+{
+    s->offset += consumed;
+    if (s->out->oom)
+        s->failed = TW_ERR_NOMEM;
+    s->out = NULL;
+    s->in_start = NULL;
+    return s->failed;
+}

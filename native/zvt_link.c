@@ -66,14 +66,7 @@ enum serial_state {
 
 struct tw_zvt_link {
     int tcp;
-    int closed;
-    int failed; /* TW_ERR_NOMEM once the output could not grow */
-    uint64_t offset; /* stream offset of the next feed's first byte */
-
-    /* per call */
-    tw_out *out;
-    const uint8_t *in_start;
-    uint64_t in_base;
+    tw_stream io; /* offset, sticky status, and this call's output and input (tw_event.h) */
 
     /* the APDU being collected: its header (the first <= 5 bytes; never data) and how many bytes it has */
     uint8_t hdr[TW_ZVT_MAX_HEADER];
@@ -104,7 +97,7 @@ static const uint8_t dle_stx[2] = {DLE, STX};
 
 static uint64_t offset_of(const tw_zvt_link *d, const uint8_t *p)
 {
-    return d->in_base + (uint64_t)(p - d->in_start);
+    return d->io.in_base + (uint64_t)(p - d->io.in_start);
 }
 
 /* room for the fixed part of any event here (type, keys, ints, a command name); strings and raw come on top */
@@ -115,22 +108,22 @@ static uint64_t offset_of(const tw_zvt_link *d, const uint8_t *p)
 
 static void emit_empty(tw_zvt_link *d, const char *type, size_t type_len)
 {
-    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
     if (!p)
         return;
     p = tw_event_head(p, type, type_len, 0);
-    tw_out_commit(d->out, p);
+    tw_out_commit(d->io.out, p);
 }
 #define EMIT_EMPTY(d, type) emit_empty((d), (type), sizeof(type) - 1)
 
 static void emit_error(tw_zvt_link *d, int code, uint64_t off, const uint8_t *raw, size_t raw_len)
 {
-    tw_emit_error(d->out, code, off, raw, raw_len);
+    tw_emit_error(d->io.out, code, off, raw, raw_len);
 }
 
 static void emit_checksum_error(tw_zvt_link *d, uint16_t expected, uint16_t got)
 {
-    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
     if (!p)
         return;
     p = HEAD(p, "link.checksum_error", 2);
@@ -138,14 +131,14 @@ static void emit_checksum_error(tw_zvt_link *d, uint16_t expected, uint16_t got)
     p = tw_mpw_uint(p, expected);
     p = KEY(p, "got");
     p = tw_mpw_uint(p, got);
-    tw_out_commit(d->out, p);
+    tw_out_commit(d->io.out, p);
 }
 
 /* zvt.apdu from the complete header in d->hdr */
 static void emit_apdu(tw_zvt_link *d, uint32_t length)
 {
     const struct command *c = command_of(d->hdr[0], d->hdr[1]);
-    uint8_t *p = tw_out_room(d->out, EVENT_ROOM);
+    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
     if (!p)
         return;
     p = HEAD(p, "zvt.apdu", 4);
@@ -157,7 +150,7 @@ static void emit_apdu(tw_zvt_link *d, uint32_t length)
     p = tw_mpw_str(p, c->name, c->name_len);
     p = KEY(p, "length");
     p = tw_mpw_uint(p, length);
-    tw_out_commit(d->out, p);
+    tw_out_commit(d->io.out, p);
 }
 
 /* 3 or 5 once hdr holds a complete header, else 0 */
@@ -370,42 +363,25 @@ void tw_zvt_link_free(tw_zvt_link *d)
     free(d);
 }
 
-static int finish_call(tw_zvt_link *d)
-{
-    if (d->out->oom)
-        d->failed = TW_ERR_NOMEM;
-    d->out = NULL;
-    d->in_start = NULL;
-    return d->failed;
-}
-
 int tw_zvt_link_feed(tw_zvt_link *d, const uint8_t *data, size_t len, tw_out *out)
 {
-    if (d->closed)
-        return TW_ERR_CLOSED;
-    if (d->failed)
-        return d->failed;
-    d->out = out;
-    d->in_start = data;
-    d->in_base = d->offset;
+    int rc = tw_stream_begin_feed(&d->io, data, out);
+    if (rc != TW_OK)
+        return rc;
     if (len) {
         if (d->tcp)
             walk_tcp(d, data, data + len);
         else
             walk_serial(d, data, data + len);
     }
-    d->offset += len;
-    return finish_call(d);
+    return tw_stream_end(&d->io, len);
 }
 
 int tw_zvt_link_close(tw_zvt_link *d, tw_out *out)
 {
-    if (d->closed)
-        return TW_ERR_CLOSED;
-    d->closed = 1;
-    if (d->failed)
-        return d->failed;
-    d->out = out;
+    int rc = tw_stream_begin_close(&d->io, out);
+    if (rc != TW_OK)
+        return rc;
     if (d->tcp) {
         if (d->in_apdu)
             emit_error(d, TW_ERR_TRUNCATED, d->apdu_off, d->hdr, d->hdr_len);
@@ -417,5 +393,5 @@ int tw_zvt_link_close(tw_zvt_link *d, tw_out *out)
         emit_error(d, TW_ERR_TRUNCATED, d->frame_off, dle_stx, 2);
         d->state = S_GROUND;
     }
-    return finish_call(d);
+    return tw_stream_end(&d->io, 0);
 }
