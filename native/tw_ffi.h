@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "escpos.h"
+#include "tw_card.h"
 #include "tw_crc.h"
 #include "tw_errors.h"
 #include "tw_msgpack.h"
@@ -82,6 +83,12 @@ uint16_t tw_crc16_kermit(uint16_t crc, const uint8_t *p, size_t n);
 uint16_t tw_crc16_xmodem(uint16_t crc, const uint8_t *p, size_t n);
 uint8_t tw_lrc_xor(uint8_t lrc, const uint8_t *p, size_t n);
 uint8_t tw_sum8(uint8_t sum, const uint8_t *p, size_t n);
+
+/* ---- card data masking (tw_card.h) */
+void tw_card_mask_pan(const uint8_t *pan, size_t n, uint8_t *dst);
+void tw_card_scrub(uint8_t *s, size_t n);
+void tw_mp_str_scrubbed(tw_out *o, const uint8_t *s, size_t n);
+void tw_mp_pan(tw_out *o, const uint8_t *pan, size_t n);
 
 /* ---- ZVT link layer (zvt_link.h); framing 0 = serial, 1 = tcp */
 #ifndef TW_ZVT_LINK_TYPES_DEFINED
