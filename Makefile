@@ -18,7 +18,7 @@ help:
 	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
 	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
 	@echo "make fuzz       libFuzzer on each C decoder for FUZZ_SECONDS (default 60)"
-	@echo "make samples    regenerate sessions/ from the project's own receipt generator"
+	@echo "make samples    regenerate sessions/ from the project's own receipt and ZVT dialogue generators"
 
 # --- setup: a virtualenv with the package (editable) and its dev extra; idempotent.
 $(DEPS): pyproject.toml setup.py
@@ -38,6 +38,9 @@ run: $(NATIVE)
 	@$(VENV)/bin/tillwire decode -p escpos --format text $(filter-out %.from_device.bin,$(wildcard sessions/escpos/*.bin))
 	@$(VENV)/bin/tillwire decode -p escpos --direction from_device --format text \
 	  --requests sessions/escpos/status-replies.bin sessions/escpos/status-replies.from_device.bin
+	@$(VENV)/bin/tillwire decode -p zvt-serial --format text sessions/payment/zvt-card-sale.serial.bin
+	@$(VENV)/bin/tillwire decode -p zvt-serial --direction from_device --format text \
+	  sessions/payment/zvt-card-sale.serial.from_device.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
@@ -55,6 +58,7 @@ bench: $(NATIVE)
 
 samples: $(DEPS)
 	$(PY) -m simulator.receipts --out sessions/escpos
+	$(PY) -m simulator.zvt_dialogues --out sessions/payment
 
 # --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
 sanitize: $(DEPS)

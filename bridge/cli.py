@@ -23,6 +23,20 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``-o key=value``: ``true``/``false`` become booleans and decimal digits an int; anything else stays a string
+    for the decoder to check (it names the options and values it accepts)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"-o takes key=value, not {text!r}")
+    value = value.strip()
+    if value.lower() in ("true", "false"):
+        return key.strip(), value.lower() == "true"
+    if value.isdigit():
+        return key.strip(), int(value)
+    return key.strip(), value
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
@@ -44,6 +58,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
         options["images"] = True
     if args.profile:
         options["profile"] = args.profile
+    for text in args.option:
+        try:
+            key, value = _option(text)
+        except ValueError as exc:
+            return _fail(str(exc))
+        options[key] = value
     # Read everything first, so a bad path fails before anything is printed.
     inputs = []
     for path in args.files:
@@ -110,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "decode",
         help="decode a captured byte stream into events",
         description="Decode a captured byte stream (a file, or - for stdin) into enveloped events.",
-        epilog="example: tillwire decode -p escpos --format text sessions/escpos/grocery-card.bin",
+        epilog="examples:\n"
+               "  tillwire decode -p escpos --format text sessions/escpos/grocery-card.bin\n"
+               "  tillwire decode -p zvt-serial --format text sessions/payment/zvt-card-sale.serial.bin\n"
+               "  tillwire decode -p iso8583 -o spec=iso87-binary -o framing=len2 capture.bin",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dec.add_argument("-p", "--protocol", required=True, help="protocol of the stream, e.g. escpos")
@@ -121,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--src", help="source URI of the events (default file://<name>)")
     dec.add_argument("--images", action="store_true", help="include image bits in printer.image events")
     dec.add_argument("--profile", help="printer profile for code tables (escpos: generic, tm-t88)")
+    dec.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                     help="a decoder option, e.g. -o strict=true, -o spec=iso87-binary -o framing=len2, "
+                          "-o preset=transbank (repeatable; see docs/protocols/)")
     dec.add_argument("--requests", metavar="FILE",
                      help="with --direction from_device: the till's side of the same session, whose status "
                           "requests tell what each reply answers")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from bridge.currencies import format_amount
+
 
 def _place(text: str, align: str, width: int) -> str:
     if align == "center":
@@ -52,17 +54,68 @@ def render_event(body: dict, width: int) -> list[str]:
         return [f"[drawer kick: pin {data['pin']}, {data['on_ms']} ms]"]
     if kind == "protocol.error":
         return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
-    if kind in ("link.ack", "link.nak"):
-        return [f"[{kind[5:].upper()}]"]
-    if kind == "link.checksum_error":
-        return [f"[checksum error: expected {data['expected']:04x}, got {data['got']:04x}]"]
-    if kind == "zvt.apdu":
-        return [f"{data['name']} ({data['class']:02X} {data['instr']:02X}, {data['length']} bytes)"]
+    if kind.startswith(("link.", "payment.", "zvt.", "iso8583.", "ecr.")):
+        return _render_payment(kind, data)
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
         fields = ", ".join(f"{k}={v}" for k, v in data.items() if k != "raw")
         return [f"[{kind} {fields}]"]
+    return []
+
+
+def _money(data: dict) -> str:
+    if "amount_minor" not in data:
+        return ""
+    return " " + format_amount(data["amount_minor"], data.get("currency"))
+
+
+# payment.result keys shown after the verdict, with their labels, in this order
+_RESULT_DETAILS = (("pan", "card"), ("card", ""), ("entry", ""), ("terminal_id", "TID"), ("trace", "trace"),
+                   ("receipt_no", "receipt"), ("auth_code", "auth"), ("aid", "AID"), ("date", "date"),
+                   ("time", "time"))
+
+
+def _render_payment(kind: str, data: dict) -> list[str]:
+    """The payment dialogue as a transcript: semantic events as the main lines, protocol detail as '·' lines."""
+    if kind in ("link.ack", "link.nak", "link.enq", "link.eot"):
+        return [f"  · [{kind[5:].upper()}]"]
+    if kind == "link.checksum_error":
+        return [f"  · [checksum error: expected {data['expected']:04x}, got {data['got']:04x}]"]
+    if kind == "zvt.apdu":
+        return [f"  · zvt {data['name']} ({data['class']:02X} {data['instr']:02X}, {data['length']} bytes)"]
+    if kind == "iso8583.message":
+        fields = ",".join(sorted(data.get("fields", {}), key=lambda f: int(f) if f.isdigit() else 0))
+        return [f"  · iso8583 {data['mti']} fields {fields}"]
+    if kind == "ecr.frame":
+        shown = data.get("fields")
+        if shown is not None:
+            text = "|".join("/".join(f) if isinstance(f, list) else f for f in shown)
+        else:
+            text = data["payload"].decode("latin-1") if isinstance(data["payload"], bytes) else str(data["payload"])
+        return [f"  · ecr {data['dialect']}: {text}"]
+    if kind == "payment.request":
+        extras = "".join(f" {k}={v}" for k, v in data.items()
+                         if k not in ("protocol", "kind", "amount_minor", "currency"))
+        return [f"REQUEST  {data['kind']}{_money(data)}{extras}"]
+    if kind == "payment.status":
+        code = f"{data['code']:02X} " if "code" in data else ""
+        return [f"STATUS   {code}{data.get('text', '')}".rstrip()]
+    if kind == "payment.result":
+        verdict = "APPROVED" if data.get("approved") else "DECLINED"
+        code = f" (result {data['result_code']})" if "result_code" in data else ""
+        details = [f"{label} {data[key]}".strip() for key, label in _RESULT_DETAILS if key in data]
+        lines = [f"RESULT   {verdict}{_money(data)}{code}"]
+        if details:
+            lines.append("         " + ", ".join(details))
+        return lines
+    if kind == "payment.receipt_line":
+        return [f"  | {data['text']}"]
+    if kind == "payment.eod":
+        lines = [f"END OF DAY  {data.get('count', '?')} transactions{_money(data)}"]
+        for total in data.get("totals", []):
+            lines.append(f"         {total.get('card', '?')}: {total.get('count', '?')}{_money(total)}")
+        return lines
     return []
 
 

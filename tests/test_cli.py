@@ -102,7 +102,8 @@ def test_user_mistakes_are_one_line_and_exit_2(receipt_file, tmp_path, args, mes
 def test_every_subcommand_help_has_an_example():
     res = run_cli("decode", "--help")
     assert res.returncode == 0
-    assert "example: tillwire decode" in res.stdout.decode()
+    out = res.stdout.decode()
+    assert "examples:" in out and "tillwire decode -p zvt-serial" in out
 
 
 def test_replies_are_paired_with_the_requests_of_the_other_direction(tmp_path):
@@ -124,3 +125,15 @@ def test_replies_are_paired_with_the_requests_of_the_other_direction(tmp_path):
 def test_requests_only_make_sense_for_replies(receipt_file):
     res = run_cli("decode", "-p", "escpos", "--requests", str(receipt_file), str(receipt_file))
     assert res.returncode == 2 and "--direction from_device" in res.stderr.decode()
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("strict", "-o takes key=value, not 'strict'"),
+    ("=1", "-o takes key=value, not '=1'"),
+    ("colour=blue", "unknown zvt option(s) colour"),
+])
+def test_decoder_options_are_checked_in_one_line(receipt_file, option, message):
+    res = run_cli("decode", "-p", "zvt-tcp", "-o", option, str(receipt_file))
+    assert res.returncode == 2
+    err = res.stderr.decode()
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
