@@ -9,6 +9,7 @@
 #include "tw_errors.h"
 #include "tw_event.h"
 #include "tw_msgpack.h"
+#include "zvt_apdu.h"
 
 #define DLE 0x10
 #define STX 0x02
@@ -16,44 +17,6 @@
 #define ACK 0x06
 #define NAK 0x15
 #define LEN_EXTENDED 0xFF
-
-/* ------------------------------------------------------------------------------------ command table (§4) */
-
-struct command {
-    uint8_t cls, instr;
-    uint8_t name_len;
-    const char *name;
-};
-#define CMD(c, i, n) {(c), (i), sizeof(n) - 1, (n)}
-static const struct command commands[] = {
-    CMD(0x06, 0x00, "registration"),      CMD(0x06, 0x01, "authorisation"),
-    CMD(0x06, 0x02, "log_off"),           CMD(0x06, 0x0F, "completion"),
-    CMD(0x06, 0x1E, "abort"),             CMD(0x06, 0xB0, "abort"),
-    CMD(0x06, 0x10, "send_turnover_totals"), CMD(0x06, 0x20, "repeat_receipt"),
-    CMD(0x06, 0x22, "preauthorisation"),  CMD(0x06, 0x23, "partial_reversal"),
-    CMD(0x06, 0x24, "book_total"),        CMD(0x06, 0x30, "reversal"),
-    CMD(0x06, 0x31, "refund"),            CMD(0x06, 0x50, "end_of_day"),
-    CMD(0x06, 0x70, "diagnosis"),         CMD(0x06, 0x93, "initialisation"),
-    CMD(0x05, 0x01, "status_enquiry"),    CMD(0x06, 0x1A, "print_configuration"),
-    CMD(0x08, 0x10, "software_update"),   CMD(0x06, 0xD1, "print_line"),
-    CMD(0x06, 0xD3, "print_text_block"),  CMD(0x04, 0x0F, "status_information"),
-    CMD(0x04, 0xFF, "intermediate_status"), CMD(0x06, 0xC0, "read_card"),
-    CMD(0x06, 0xE0, "show_text"),         CMD(0x80, 0x00, "ack"),
-};
-#undef CMD
-static const struct command cmd_nack = {0x84, 0, 4, "nack"};       /* 84 xx: any instruction */
-static const struct command cmd_unknown = {0, 0, 7, "unknown"};
-
-static const struct command *command_of(uint8_t cls, uint8_t instr)
-{
-    size_t i;
-    if (cls == 0x84)
-        return &cmd_nack;
-    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].cls == cls && commands[i].instr == instr)
-            return &commands[i];
-    return &cmd_unknown;
-}
 
 /* ---------------------------------------------------------------------------------------------- state */
 
@@ -66,12 +29,15 @@ enum serial_state {
 
 struct tw_zvt_link {
     int tcp;
+    int strict;
+    uint8_t *buf;  /* the APDU being received (header included), TW_MAX_ZVT_APDU bytes, allocated once */
+    tw_zvt_apdu_state apdu; /* the APDU decoder's per-tag table */
     tw_stream io; /* offset, sticky status, and this call's output and input (tw_event.h) */
 
     /* the APDU being collected: its header (the first <= 5 bytes; never data) and how many bytes it has */
     uint8_t hdr[TW_ZVT_MAX_HEADER];
     unsigned hdr_len;
-    uint32_t count;
+    uint32_t count;     /* bytes of the APDU in buf */
 
     /* tcp */
     int in_apdu;        /* an APDU has started */
@@ -134,23 +100,12 @@ static void emit_checksum_error(tw_zvt_link *d, uint16_t expected, uint16_t got)
     tw_out_commit(d->io.out, p);
 }
 
-/* zvt.apdu from the complete header in d->hdr */
-static void emit_apdu(tw_zvt_link *d, uint32_t length)
+/* Overwrites the used part of the APDU buffer: card data must not linger after its APDU. */
+static void wipe(tw_zvt_link *d)
 {
-    const struct command *c = command_of(d->hdr[0], d->hdr[1]);
-    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
-    if (!p)
-        return;
-    p = HEAD(p, "zvt.apdu", 4);
-    p = KEY(p, "class");
-    p = tw_mpw_uint(p, d->hdr[0]);
-    p = KEY(p, "instr");
-    p = tw_mpw_uint(p, d->hdr[1]);
-    p = KEY(p, "name");
-    p = tw_mpw_str(p, c->name, c->name_len);
-    p = KEY(p, "length");
-    p = tw_mpw_uint(p, length);
-    tw_out_commit(d->io.out, p);
+    if (d->count)
+        memset(d->buf, 0, d->count);
+    d->count = 0;
 }
 
 /* 3 or 5 once hdr holds a complete header, else 0 */
@@ -177,9 +132,11 @@ static void walk_tcp(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
             d->in_apdu = 1;
             d->hdr_done = 0;
             d->hdr_len = 0;
+            d->count = 0;
             d->apdu_off = offset_of(d, p);
         }
         if (!d->hdr_done) {
+            d->buf[d->count++] = *p;
             d->hdr[d->hdr_len++] = *p++;
             if (!header_len(d))
                 continue;
@@ -189,11 +146,14 @@ static void walk_tcp(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
             size_t n = (size_t)(end - p);
             if (n > d->remaining)
                 n = d->remaining;
+            memcpy(d->buf + d->count, p, n); /* count + remaining <= TW_MAX_ZVT_APDU */
+            d->count += (uint32_t)n;
             p += n;
             d->remaining -= (uint32_t)n;
         }
         if (d->remaining == 0) {
-            emit_apdu(d, declared_len(d));
+            tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, header_len(d), d->apdu_off, d->strict, d->io.out);
+            wipe(d);
             d->in_apdu = 0;
         }
     }
@@ -215,7 +175,7 @@ static void start_frame(tw_zvt_link *d, uint64_t off)
     d->state = S_FRAME;
     d->frame_off = off;
     d->hdr_len = 0;
-    d->count = 0;
+    wipe(d);
     d->crc = 0;
 }
 
@@ -229,10 +189,12 @@ static size_t frame_data(tw_zvt_link *d, const uint8_t *p, size_t n)
     while (d->hdr_len < TW_ZVT_MAX_HEADER && h < take)
         d->hdr[d->hdr_len++] = p[h++];
     d->crc = tw_crc16_kermit(d->crc, p, take);
+    memcpy(d->buf + d->count, p, take);
     d->count += (uint32_t)take;
     if (take == n)
         return n;
     emit_error(d, TW_ERR_FRAME_TOO_LONG, d->frame_off, dle_stx, 2);
+    wipe(d);
     d->state = S_GROUND;
     d->garbage = 1;
     return take + 1;
@@ -241,20 +203,19 @@ static size_t frame_data(tw_zvt_link *d, const uint8_t *p, size_t n)
 static void frame_done(tw_zvt_link *d, uint16_t got)
 {
     unsigned hl;
-    uint32_t declared;
     if (got != d->crc) {
+        wipe(d);
         emit_checksum_error(d, d->crc, got);
         return;
     }
     hl = header_len(d);
     if (!hl) {
+        wipe(d);
         emit_error(d, TW_ERR_SHORT_APDU, d->frame_off, dle_stx, 2);
         return;
     }
-    declared = declared_len(d);
-    if (d->count - hl != declared)
-        emit_error(d, TW_ERR_APDU_LENGTH_MISMATCH, d->frame_off, d->hdr, hl);
-    emit_apdu(d, declared);
+    tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, hl, d->frame_off, d->strict, d->io.out);
+    wipe(d);
 }
 
 static void walk_serial(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
@@ -325,6 +286,7 @@ static void walk_serial(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
                 raw[0] = DLE;
                 raw[1] = b;
                 emit_error(d, TW_ERR_BAD_ESCAPE, d->dle_off, raw, 2);
+                wipe(d);
                 d->state = S_GROUND; /* b is decoded afresh in ground (not consumed here) */
             }
             break;
@@ -345,7 +307,7 @@ static void walk_serial(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
 
 /* ------------------------------------------------------------------------------------------------ API */
 
-tw_zvt_link *tw_zvt_link_new(int framing)
+tw_zvt_link *tw_zvt_link_new(int framing, int strict)
 {
     tw_zvt_link *d;
     if (framing != TW_ZVT_SERIAL && framing != TW_ZVT_TCP)
@@ -353,13 +315,23 @@ tw_zvt_link *tw_zvt_link_new(int framing)
     d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
+    d->buf = calloc(1, TW_MAX_ZVT_APDU);
+    if (!d->buf) {
+        free(d);
+        return NULL;
+    }
     d->tcp = framing == TW_ZVT_TCP;
+    d->strict = strict != 0;
     d->state = S_GROUND;
     return d;
 }
 
 void tw_zvt_link_free(tw_zvt_link *d)
 {
+    if (!d)
+        return;
+    wipe(d);
+    free(d->buf);
     free(d);
 }
 
@@ -386,12 +358,14 @@ int tw_zvt_link_close(tw_zvt_link *d, tw_out *out)
         if (d->in_apdu)
             emit_error(d, TW_ERR_TRUNCATED, d->apdu_off, d->hdr, d->hdr_len);
         d->in_apdu = 0;
+        wipe(d);
     } else if (d->pending_dle) {
         d->pending_dle = 0;
         unexpected(d, d->pending_off, DLE);
     } else if (d->state != S_GROUND) {
         emit_error(d, TW_ERR_TRUNCATED, d->frame_off, dle_stx, 2);
         d->state = S_GROUND;
+        wipe(d);
     }
     return tw_stream_end(&d->io, 0);
 }
