@@ -277,13 +277,39 @@ static const struct command cmd_unknown = {0, 0, 7, "unknown"};
 
 static const struct command *command_of(uint8_t cls, uint8_t instr)
 {
-    size_t i;
+    int i;
     if (cls == 0x84)
         return &cmd_nack;
-    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].cls == cls && commands[i].instr == instr)
-            return &commands[i];
-    return &cmd_unknown;
+    switch (cls << 8 | instr) { /* the index of the pair in commands[] */
+    case 0x0600: i = 0; break;
+    case 0x0601: i = 1; break;
+    case 0x0602: i = 2; break;
+    case 0x060F: i = 3; break;
+    case 0x061E: i = 4; break;
+    case 0x06B0: i = 5; break;
+    case 0x0610: i = 6; break;
+    case 0x0620: i = 7; break;
+    case 0x0622: i = 8; break;
+    case 0x0623: i = 9; break;
+    case 0x0624: i = 10; break;
+    case 0x0630: i = 11; break;
+    case 0x0631: i = 12; break;
+    case 0x0650: i = 13; break;
+    case 0x0670: i = 14; break;
+    case 0x0693: i = 15; break;
+    case 0x0501: i = 16; break;
+    case 0x061A: i = 17; break;
+    case 0x0810: i = 18; break;
+    case 0x06D1: i = 19; break;
+    case 0x06D3: i = 20; break;
+    case 0x040F: i = 21; break;
+    case 0x04FF: i = 22; break;
+    case 0x06C0: i = 23; break;
+    case 0x06E0: i = 24; break;
+    case 0x8000: i = 25; break;
+    default: return &cmd_unknown;
+    }
+    return &commands[i];
 }
 
 enum layout { L_NONE, L_BMP, L_PASSWORD, L_REGISTRATION, L_STATUS, L_PRINT_LINE, L_RESULT, L_NACK };
@@ -420,13 +446,27 @@ static uint8_t *w_hex2(uint8_t *p, uint8_t b)
     return p;
 }
 
+/* UTF-8 length of CP437 text; *digits counts its ASCII digits (fewer than TW_PAN_MIN_DIGITS: nothing to scrub) */
+static size_t text_len_digits(const uint8_t *s, size_t n, size_t *digits)
+{
+    size_t i, len = n, dg = 0;
+    unsigned high = 0;
+    for (i = 0; i < n; i++) { /* branch-free: the compiler vectorises it */
+        high |= s[i];
+        dg += (uint8_t)(s[i] - '0') <= 9u;
+    }
+    *digits = dg;
+    if (high & 0x80)
+        for (i = 0; i < n; i++)
+            if (s[i] >= 0x80)
+                len += cp437[s[i] - 0x80].n - 1u;
+    return len;
+}
+
 static size_t text_len(const uint8_t *s, size_t n)
 {
-    size_t i, len = n;
-    for (i = 0; i < n; i++)
-        if (s[i] >= 0x80)
-            len += cp437[s[i] - 0x80].n - 1u;
-    return len;
+    size_t digits;
+    return text_len_digits(s, n, &digits);
 }
 
 static uint8_t *w_text_body(uint8_t *p, const uint8_t *s, size_t n)
@@ -448,12 +488,18 @@ static uint8_t *w_text_body(uint8_t *p, const uint8_t *s, size_t n)
 /* CP437 text as a scrubbed str */
 static uint8_t *w_text(uint8_t *p, const uint8_t *s, size_t n)
 {
-    size_t len = text_len(s, n);
+    size_t digits, len = text_len_digits(s, n, &digits);
     uint8_t *body;
     p = tw_mpw_str_header(p, len);
     body = p;
-    p = w_text_body(p, s, n);
-    tw_card_scrub(body, len);
+    if (len == n) { /* ASCII */
+        memcpy(p, s, n);
+        p += n;
+    } else {
+        p = w_text_body(p, s, n);
+    }
+    if (digits >= TW_PAN_MIN_DIGITS)
+        tw_card_scrub(body, len);
     return p;
 }
 
@@ -1194,8 +1240,15 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
     uint32_t nkeys = 4;
     int i;
 
-    memset(&c, 0, sizeof(c));
+    /* only the flags and counters need a value: the rest is written before it is read (a memset of the whole
+     * context was a measurable share of a small APDU's cost) */
     c.st = st;
+    c.nfaults = c.has_tlv = c.has_card_tech = c.has_aid = c.nwithheld = 0;
+    c.has_status = c.has_result_code = c.has_text = c.has_reg_cc = 0;
+    c.tlv_fault = NULL;
+    c.tlv = c.card_tech = c.aid = c.text = c.reg_cc = NULL;
+    c.tlv_n = c.card_tech_n = c.aid_n = c.text_n = 0;
+    c.status = c.result_code = 0;
     if (++st->gen == 0) { /* after 2^32 APDUs: forget every stamp once */
         memset(st->seen, 0, sizeof(st->seen));
         memset(st->kept, 0, sizeof(st->kept));
