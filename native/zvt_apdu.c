@@ -1126,7 +1126,7 @@ static void emit_result(struct ctx *c, tw_out *out, size_t data_len)
 static void emit_eod(struct ctx *c, tw_out *out)
 {
     const uint8_t *v = VAL(c, 0x60);
-    uint8_t *p = tw_out_room(out, 512);
+    uint8_t *p = tw_out_room(out, 768); /* head ~60 bytes + 7 groups of at most 60 */
     uint64_t count = 0, amount = 0;
     uint32_t groups = 0;
     int i;
