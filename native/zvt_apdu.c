@@ -447,11 +447,31 @@ static uint8_t *w_hex2(uint8_t *p, uint8_t b)
 }
 
 /* UTF-8 length of CP437 text; *digits counts its ASCII digits (fewer than TW_PAN_MIN_DIGITS: nothing to scrub) */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
 static size_t text_len_digits(const uint8_t *s, size_t n, size_t *digits)
 {
-    size_t i, len = n, dg = 0;
+    size_t i = 0, len = n, dg = 0;
     unsigned high = 0;
-    for (i = 0; i < n; i++) { /* branch-free: the compiler vectorises it */
+    /* eight ASCII bytes at a time: byte b is a digit iff b + 0x50 reaches 0x80 (b >= '0') and b + 0x46 does not
+     * (b <= '9'); for bytes below 0x80 the additions never carry into the next byte. Words holding a byte >= 0x80
+     * go the byte-wise way. */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, m;
+        memcpy(&w, s + i, 8);
+        if (w & HIGHS) {
+            size_t k;
+            for (k = 0; k < 8; k++) {
+                high |= s[i + k];
+                dg += (uint8_t)(s[i + k] - '0') <= 9u;
+            }
+            continue;
+        }
+        m = (w + 0x50 * ONES) & ~(w + 0x46 * ONES) & HIGHS;
+        dg += (size_t)(((m >> 7) * ONES) >> 56);
+    }
+    for (; i < n; i++) {
         high |= s[i];
         dg += (uint8_t)(s[i] - '0') <= 9u;
     }

@@ -87,3 +87,17 @@ def test_card_data_never_reaches_the_output(pan, cvv, exp, cls_instr, framing, s
     text = out.decode("latin-1")
     for run in runs(pan) | (runs(pan + exp) if len(pan) < 19 else set()):
         assert run not in text, f"PAN digits {run} leaked"
+
+
+@given(pad=st.integers(0, 16), pan=pans, high=st.booleans(), sep=st.sampled_from(["", " ", "-"]))
+def test_pans_in_print_lines_are_scrubbed_at_any_alignment(pad, pan, high, sep):
+    """The C writer counts a line's digits eight bytes at a time before deciding to scrub it: a PAN must be masked
+    wherever it starts and whatever bytes surround it."""
+    grouped = sep.join(pan[i:i + 4] for i in range(0, len(pan), 4))
+    text = b"x" * pad + (b"\x81" if high else b"") + grouped.encode() + b" EUR"
+    dec = Decoder("zvt-tcp")
+    events = dec.events(apdu(0x06, 0xD1, b"\x00" + text)) + dec.close_events()
+    line = events[-1]["data"]["text"]
+    assert line.replace("*", "").replace(sep, "").count(pan) == 0 or len(pan) < 13
+    digits = [c for c in line if c.isdigit() or c == "*"]
+    assert "".join(digits[6:len(pan) - 4]) == "*" * (len(pan) - 10)
