@@ -33,4 +33,9 @@
  * header (CLASS INSTR FF len-lo len-hi) plus 65535 data bytes. A longer frame is abandoned (frame_too_long). */
 #define TW_MAX_ZVT_APDU 65540
 
+/* Nesting levels of constructed TLV objects inside a ZVT TLV container (docs/protocols/zvt.md section 4.3): ZVT
+ * nests three at most (container, 24/25, 07); 8 leaves room for vendors while bounding recursion and output
+ * nesting. A constructed object at level 8 is tlv_too_deep. */
+#define TW_MAX_ZVT_TLV_DEPTH 8
+
 #endif

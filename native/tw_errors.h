@@ -40,7 +40,18 @@
     X(TW_ERR_FRAME_RESTARTED, "frame_restarted", "A new frame started before the previous one ended.")          \
     X(TW_ERR_FRAME_TOO_LONG, "frame_too_long", "A frame longer than the largest APDU.")                         \
     X(TW_ERR_SHORT_APDU, "short_apdu", "An APDU too short to hold its header.")                                 \
-    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.")
+    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.") \
+    /* ZVT APDU layer (docs/protocols/zvt.md, section 7) */                                                    \
+    X(TW_ERR_UNKNOWN_BMP, "unknown_bmp",                                                                       \
+      "A BMP tag the BMP table does not define; the rest of the BMP stream was not decoded.")                  \
+    X(TW_ERR_BMP_OVERRUN, "bmp_overrun", "A BMP whose length runs past the end of its APDU.")                   \
+    X(TW_ERR_BAD_LLVAR, "bad_llvar", "A BMP length byte that is not F0 to F9.")                                 \
+    X(TW_ERR_BAD_BCD, "bad_bcd", "A BCD field holding a nibble that is not a decimal digit.")                   \
+    X(TW_ERR_BAD_FIELD_LENGTH, "bad_field_length", "A field whose length does not fit its format.")             \
+    X(TW_ERR_BAD_TLV, "bad_tlv",                                                                               \
+      "A TLV object whose tag or length is malformed or runs past the end of its container.")                 \
+    X(TW_ERR_TLV_TOO_DEEP, "tlv_too_deep", "TLV objects nested deeper than the decoder's limit.")               \
+    X(TW_ERR_MISSING_FIELD, "missing_field", "An APDU without a field its command requires.")
 
 enum tw_error {
     TW_OK = 0,

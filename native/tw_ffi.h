@@ -90,13 +90,13 @@ void tw_card_scrub(uint8_t *s, size_t n);
 void tw_mp_str_scrubbed(tw_out *o, const uint8_t *s, size_t n);
 void tw_mp_pan(tw_out *o, const uint8_t *pan, size_t n);
 
-/* ---- ZVT link layer (zvt_link.h); framing 0 = serial, 1 = tcp */
+/* ---- ZVT link layer + APDU layer (zvt_link.h, zvt_apdu.h); framing 0 = serial, 1 = tcp; strict 0/1 */
 #ifndef TW_ZVT_LINK_TYPES_DEFINED
 #define TW_ZVT_LINK_TYPES_DEFINED
 typedef struct tw_zvt_link tw_zvt_link;
 #endif
 
-tw_zvt_link *tw_zvt_link_new(int framing);
+tw_zvt_link *tw_zvt_link_new(int framing, int strict);
 void tw_zvt_link_free(tw_zvt_link *d);
 int tw_zvt_link_feed(tw_zvt_link *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_zvt_link_close(tw_zvt_link *d, tw_out *out);

@@ -1,10 +1,10 @@
 /* ZVT link layer: docs/protocols/zvt-link.md is the contract.
  *
- * One decoder per byte stream, either direction. tw_zvt_link_new() allocates the whole state once; nothing grows
- * afterwards. feed() accepts any split of the stream: only a few bytes are held between calls (an APDU header of
- * at most TW_ZVT_MAX_HEADER bytes, a DLE whose next byte has not arrived, the first CRC byte). APDU data bytes
- * are counted and run through the CRC as they arrive, never stored and never written to an event. Events are
- * appended to the caller's tw_out as concatenated msgpack maps {"type", "data"}.
+ * One decoder per byte stream, either direction. tw_zvt_link_new() allocates the whole state once, including the
+ * buffer of the APDU being received (TW_MAX_ZVT_APDU bytes); nothing grows afterwards. feed() accepts any split of
+ * the stream. A complete APDU (serial: once its CRC matched) is handed to the APDU decoder (zvt_apdu.h,
+ * docs/protocols/zvt.md) and the used part of the buffer is then overwritten with zeros, as it is when a frame is
+ * abandoned. Events are appended to the caller's tw_out as concatenated msgpack maps {"type", "data"}.
  */
 #ifndef TW_ZVT_LINK_H
 #define TW_ZVT_LINK_H
@@ -25,8 +25,9 @@
 typedef struct tw_zvt_link tw_zvt_link;
 #endif
 
-/* NULL when out of memory or when framing is neither TW_ZVT_SERIAL nor TW_ZVT_TCP. */
-tw_zvt_link *tw_zvt_link_new(int framing);
+/* NULL when out of memory or when framing is neither TW_ZVT_SERIAL nor TW_ZVT_TCP. strict != 0: an APDU with any
+ * fault is rejected (only its errors are emitted; docs/protocols/zvt.md section 1). */
+tw_zvt_link *tw_zvt_link_new(int framing, int strict);
 void tw_zvt_link_free(tw_zvt_link *d);
 
 /* TW_OK, TW_ERR_NOMEM (sticky: the decoder is unusable afterwards) or TW_ERR_CLOSED. */

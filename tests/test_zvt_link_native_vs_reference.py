@@ -56,8 +56,8 @@ def frame(apdu: bytes, crc: int | None = None) -> bytes:
     return b"\x10\x02" + stuff(apdu) + b"\x10\x03" + bytes((crc & 0xFF, crc >> 8))
 
 
-def run(cls, framing: str, chunks) -> bytes:
-    d = cls(framing)
+def run(cls, framing: str, chunks, strict: bool = False) -> bytes:
+    d = cls(framing, strict)
     return b"".join(d.feed(c) for c in chunks) + d.close()
 
 
@@ -76,13 +76,13 @@ def events(blob: bytes) -> list[dict]:
     return list(u)
 
 
-def check_all(framing: str, data: bytes, cuts: list[int]) -> None:
+def check_all(framing: str, data: bytes, cuts: list[int], strict: bool = False) -> None:
     chunks = split(data, cuts)
-    outs = [run(cls, framing, chunks) for cls in BACKENDS]
-    assert outs[0] == outs[1], (framing, data.hex(), [len(c) for c in chunks])
+    outs = [run(cls, framing, chunks, strict) for cls in BACKENDS]
+    assert outs[0] == outs[1], (framing, strict, data.hex(), [len(c) for c in chunks])
     for cls, out in zip(BACKENDS, outs):
-        assert run(cls, framing, [data]) == out, (cls.__name__, "whole")
-        assert run(cls, framing, [data[i:i + 1] for i in range(len(data))]) == out, (cls.__name__, "bytewise")
+        assert run(cls, framing, [data], strict) == out, (cls.__name__, "whole")
+        assert run(cls, framing, [data[i:i + 1] for i in range(len(data))], strict) == out, (cls.__name__, "bytewise")
 
 
 # --------------------------------------------------------------------------------------------- grammar
@@ -171,6 +171,127 @@ def tcp_stream(draw):
 cuts = st.lists(st.integers(0, 1 << 20), max_size=8)
 
 
+# ------------------------------------------------------------------------------ APDU grammar (zvt.md)
+
+from protocols.zvt import bmps as B  # noqa: E402
+
+
+def _llvar(v: bytes, k: int) -> bytes:
+    n = len(v)
+    digits = f"{n:0{k}d}"[-k:]
+    return bytes(0xF0 + int(c) for c in digits) + v
+
+
+def _ber(n: int) -> bytes:
+    return bytes([n]) if n < 0x80 else (b"\x81" + bytes([n]) if n < 256 else b"\x82" + n.to_bytes(2, "big"))
+
+
+bcd_bytes = st.lists(st.integers(0, 9), min_size=2, max_size=24).map(
+    lambda ds: bytes(ds[i] << 4 | ds[i + 1] for i in range(0, len(ds) - 1, 2)))
+nibble_bytes = st.lists(st.sampled_from([0, 1, 4, 7, 9, 0xD, 0xE, 0xF, 0xA]), min_size=2, max_size=40).map(
+    lambda ns: bytes(ns[i] << 4 | ns[i + 1] for i in range(0, len(ns) - 1, 2)))
+text_bytes = st.one_of(st.binary(max_size=30), st.text("0123456789 -ABCü", max_size=30).map(
+    lambda t: t.encode("cp437")))
+TLV_TAGS = [b"\x07", b"\x09", b"\x5a", b"\x57", b"\x56", b"\x4f", b"\x1f\x12", b"\x5f\x20", b"\x5f\x24", b"\x9f\x1f",
+            b"\x14", b"\x1f\x07", b"\x1f\x81\x81\x01", b"\x1f\x81\x81\x81\x01"]
+CONSTRUCTED = [b"\x24", b"\x25", b"\x2f", b"\x60", b"\x26", b"\xbf\x01"]
+
+
+@st.composite
+def tlv_objects(draw, depth=0):
+    out = b""
+    for _ in range(draw(st.integers(0, 4))):
+        if depth < 9 and draw(st.integers(0, 3)) == 0:
+            inner = draw(tlv_objects(depth + 1))
+            tag = draw(st.sampled_from(CONSTRUCTED))
+        else:
+            tag = draw(st.sampled_from(TLV_TAGS))
+            inner = draw(st.one_of(text_bytes, bcd_bytes, nibble_bytes, st.binary(max_size=4)))
+        n = len(inner)
+        if draw(st.integers(0, 15)) == 0:
+            n = draw(st.integers(0, 300))  # a wrong length
+        out += tag + (_ber(n) if draw(st.integers(0, 20)) else b"\x83") + inner
+    return out
+
+
+@st.composite
+def bmp(draw):
+    tag = draw(st.one_of(st.sampled_from(sorted(B.BMPS)), st.sampled_from(sorted(B.BMPS)), u8))
+    spec = B.BMPS.get(tag)
+    if spec is None:
+        return bytes([tag]) + draw(st.binary(max_size=4))
+    length, kind = spec
+    if kind == B.TLV:
+        inner = draw(tlv_objects())
+        return b"\x06" + _ber(len(inner)) + inner
+    if kind == B.TOTALS and draw(st.booleans()):
+        v = draw(bcd_bytes.filter(lambda b: len(b) >= 4))[:4] + b"".join(
+            bytes([draw(u8)]) + draw(bcd_bytes.filter(lambda b: len(b) >= 6))[:6] for _ in range(7))
+    elif kind in (B.TEXT, B.TRACK1):
+        v = draw(st.one_of(text_bytes, st.just(b"B4761739001010010^DOE/J^2512")))
+    elif kind in (B.PAN, B.TRACK):
+        v = draw(nibble_bytes)
+    else:
+        v = draw(st.one_of(bcd_bytes, st.binary(max_size=8)))
+    if length > 0:
+        v = (v + bytes(length))[:length] if draw(st.integers(0, 10)) else v
+        return bytes([tag]) + v
+    k = -length
+    return bytes([tag]) + (_llvar(v, k) if draw(st.integers(0, 15)) else bytes([0xF1, 0x3A, 0xF0][:k])) + v
+
+
+APDU_COMMANDS = sorted(set(B.LAYOUTS) | {(0x84, 0x83), (0x84, 0x9C), (0x07, 0x77)})
+
+
+@st.composite
+def decoded_apdu(draw):
+    cls, instr = draw(st.sampled_from(APDU_COMMANDS))
+    layout = B.layout_of(cls, instr)
+    head = b""
+    if layout == B.L_PASSWORD:
+        head = b"\x12\x34\x56"
+    elif layout == B.L_REGISTRATION:
+        head = b"\x12\x34\x56\xba" + draw(st.sampled_from([b"", b"\x09\x78", b"\x0a\x78"]))
+    elif layout == B.L_STATUS:
+        head = bytes([draw(u8)]) + draw(st.sampled_from([b"", b"\x05", b"\x06"]))
+    elif layout == B.L_PRINT_LINE:
+        return bytes([cls, instr]), b"\x00" + draw(text_bytes)
+    elif layout == B.L_RESULT:
+        head = bytes([draw(u8)])
+    head = head[:draw(st.integers(0, len(head)))] if draw(st.integers(0, 12)) == 0 else head
+    body = b"".join(draw(st.lists(bmp(), max_size=6)))
+    return bytes([cls, instr]), head + body
+
+
+@st.composite
+def apdu_dialogue(draw, serial: bool):
+    out = b""
+    for _ in range(draw(st.integers(1, 5))):
+        ci, data = draw(decoded_apdu())
+        n = len(data)
+        length = bytes([n]) if n < 0xFF and draw(st.integers(0, 5)) else b"\xff" + n.to_bytes(2, "little")
+        if serial and draw(st.integers(0, 8)) == 0:
+            length = bytes([draw(st.integers(0, 254))])  # disagrees with the data
+        a = ci + length + data
+        out += (frame(a) + draw(st.sampled_from([b"", b"\x06"]))) if serial else a
+    return out
+
+
+@settings()
+@given(st.data(), cuts, st.booleans(), st.booleans())
+def test_apdu_dialogues(data, cut, serial, strict):
+    stream = data.draw(apdu_dialogue(serial))
+    check_all("serial" if serial else "tcp", stream, cut, strict)
+
+
+@settings()
+@given(st.binary(max_size=300), cuts, st.booleans())
+def test_random_apdu_bodies(body, cut, strict):
+    for ci in ((0x04, 0x0F), (0x04, 0xFF), (0x06, 0xD3), (0x06, 0x00)):
+        stream = bytes(ci) + b"\xff" + len(body).to_bytes(2, "little") + body
+        check_all("tcp", stream, cut, strict)
+
+
 # ---------------------------------------------------------------------------------------------- properties
 
 @settings()
@@ -224,9 +345,11 @@ def test_zvt_error_codes_match_the_c_list():
 
 @pytest.mark.parametrize("cls", BACKENDS)
 def test_registration_frame(cls):
-    reg = bytes.fromhex("060006000000080978")
+    reg = bytes.fromhex("060006000000080978")  # password 000000, config 08, EUR
     assert events(run(cls, "serial", [frame(reg), b"\x06"])) == [
-        {"type": "zvt.apdu", "data": {"class": 6, "instr": 0, "name": "registration", "length": 6}},
+        {"type": "zvt.apdu", "data": {"class": 6, "instr": 0, "name": "registration", "length": 6, "config": 8,
+                                      "currency": "0978"}},
+        {"type": "payment.request", "data": {"protocol": "zvt", "kind": "registration", "currency": "978"}},
         {"type": "link.ack", "data": {}},
     ]
 
@@ -238,8 +361,8 @@ def test_frame_length_bound(cls, size, code):
     body = bytes((0x06, 0xD3, 0xFF, 0xFF, 0xFF)) + b"\x10" * size
     out = events(run(cls, "serial", [frame(body) + b"\x15"]))
     if code is None:
-        assert out[0]["data"]["length"] == 65535 and out[0]["type"] == "zvt.apdu"
-        assert [e["type"] for e in out] == ["zvt.apdu", "link.nak"]
+        assert out[1]["data"]["length"] == 65535 and out[1]["type"] == "zvt.apdu"
+        assert [e["type"] for e in out] == ["protocol.error", "zvt.apdu", "link.nak"]  # bmp_overrun: 10 10 ...
     else:
         assert out[0]["data"]["code"] == "frame_too_long" and out[0]["data"]["raw"] == b"\x10\x02"
         assert out[0]["data"]["offset"] == 0

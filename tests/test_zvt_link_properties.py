@@ -1,5 +1,6 @@
-"""ZVT link layer properties: bounded frames, and no APDU data byte ever reaches the output (a ZVT APDU may carry
-a PAN or track data; the link layer passes on only headers)."""
+"""ZVT properties: bounded frames, and card data never reaches the output (payment.md section 2): PANs, track data
+and CVVs placed in BMPs 22/23/24/3A (and EMV tags in the TLV container) never appear as a run of 7 or more of
+their digits, whatever the framing, the mode or the split."""
 
 from __future__ import annotations
 
@@ -35,24 +36,68 @@ def test_a_frame_longer_than_the_largest_apdu_is_dropped_and_the_next_frame_deco
 
 
 def test_the_largest_apdu_fits():
-    events = decode("zvt-serial", serial_frame(apdu(0x04, 0x0F, bytes(range(256)) * 255 + bytes(255))))
-    assert events == [{"type": "zvt.apdu",
-                       "data": {"class": 4, "instr": 15, "name": "status_information", "length": 65535}}]
+    events = decode("zvt-serial", serial_frame(apdu(0x06, 0xD1, b"\x00" + b"A" * 65534)))
+    assert [e["type"] for e in events] == ["zvt.apdu", "payment.receipt_line"]
+    assert events[0]["data"]["length"] == 65535 and events[1]["data"]["text"] == "A" * 65534
 
 
-card_like = st.binary(min_size=8, max_size=300).filter(lambda b: len(set(b)) >= 6)
+def ll(v: bytes) -> bytes:
+    return bytes([0xF0 + len(v) // 10, 0xF0 + len(v) % 10]) + v
 
 
-@given(data=card_like, cls=st.sampled_from([0x06, 0x04, 0x84]), instr=st.integers(0, 255),
-       cut=st.integers(0, 400), framing=st.sampled_from(["zvt-serial", "zvt-tcp"]))
-def test_no_apdu_data_reaches_the_output(data, cls, instr, cut, framing):
-    wire = apdu(cls, instr, data)
+def lll(v: bytes) -> bytes:
+    return bytes([0xF0 + len(v) // 100, 0xF0 + len(v) // 10 % 10, 0xF0 + len(v) % 10]) + v
+
+
+def bcd(digits: str) -> bytes:
+    return bytes.fromhex(digits + ("F" if len(digits) % 2 else ""))
+
+
+def runs(digits: str, k: int = 7) -> set[str]:
+    return {digits[i:i + k] for i in range(len(digits) - k + 1)}
+
+
+pans = st.text("0123456789", min_size=13, max_size=19)
+
+
+@given(pan=pans, cvv=st.text("0123456789", min_size=3, max_size=4), exp=st.text("0123456789", min_size=4, max_size=4),
+       cls_instr=st.sampled_from([(0x04, 0x0F), (0x06, 0x01), (0x06, 0x31), (0x06, 0x22)]),
+       framing=st.sampled_from(["zvt-serial", "zvt-tcp"]), strict=st.booleans(), cut=st.integers(0, 400),
+       tail=st.binary(max_size=6), mode=st.sampled_from(["bmp", "tlv", "text"]))
+def test_card_data_never_reaches_the_output(pan, cvv, exp, cls_instr, framing, strict, cut, tail, mode):
+    cls, instr = cls_instr
+    prefix = b"\x12\x34\x56" if (cls, instr) == (0x06, 0x31) else b""
+    track2 = bcd(pan + "D" + exp + "1010000")
+    if mode == "bmp":
+        body = (b"\x22" + ll(bcd(pan)) + b"\x23" + ll(track2) + b"\x24" + lll(track2) + b"\x3a" + bcd(cvv[:4].ljust(4, "F"))
+                + b"\x0e" + bytes.fromhex(exp) + b"\x2d" + ll(b"B" + pan.encode() + b"^DOE/JOHN^" + exp.encode()))
+    elif mode == "tlv":
+        inner = (b"\x5a" + bytes([len(bcd(pan))]) + bcd(pan) + b"\x57" + bytes([len(track2)]) + track2
+                 + b"\x5f\x24\x03" + bytes.fromhex(exp + "31") + b"\x25\x80")
+        body = b"\x06" + bytes([len(inner)]) + inner
+    else:
+        line = b"\x07" + bytes([len(pan) + 5]) + b"PAN " + pan.encode() + b" "
+        body = b"\x06" + bytes([len(line) + 2, 0x25, len(line)]) + line
+    wire = apdu(cls, instr, prefix + body + tail)
     if framing == "zvt-serial":
         wire = serial_frame(wire)
-    wire = wire[: len(wire) - cut % 4]           # sometimes truncated: errors must not leak either
-    dec = Decoder(framing)
+    wire = wire[: len(wire) - cut % 3]
+    dec = Decoder(framing, strict=strict)
     out = dec.feed(wire[:cut]) + dec.feed(wire[cut:]) + dec.close()
-    for k in range(len(data) - 5):
-        window = data[k:k + 6]
-        if len(set(window)) >= 4:
-            assert window not in out, f"data bytes {window.hex()} leaked into the output"
+    text = out.decode("latin-1")
+    for run in runs(pan) | (runs(pan + exp) if len(pan) < 19 else set()):
+        assert run not in text, f"PAN digits {run} leaked"
+
+
+@given(pad=st.integers(0, 16), pan=pans, high=st.booleans(), sep=st.sampled_from(["", " ", "-"]))
+def test_pans_in_print_lines_are_scrubbed_at_any_alignment(pad, pan, high, sep):
+    """The C writer counts a line's digits eight bytes at a time before deciding to scrub it: a PAN must be masked
+    wherever it starts and whatever bytes surround it."""
+    grouped = sep.join(pan[i:i + 4] for i in range(0, len(pan), 4))
+    text = b"x" * pad + (b"\x81" if high else b"") + grouped.encode() + b" EUR"
+    dec = Decoder("zvt-tcp")
+    events = dec.events(apdu(0x06, 0xD1, b"\x00" + text)) + dec.close_events()
+    line = events[-1]["data"]["text"]
+    assert line.replace("*", "").replace(sep, "").count(pan) == 0 or len(pan) < 13
+    digits = [c for c in line if c.isdigit() or c == "*"]
+    assert "".join(digits[6:len(pan) - 4]) == "*" * (len(pan) - 10)

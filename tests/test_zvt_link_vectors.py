@@ -1,5 +1,6 @@
-"""Golden vectors for the ZVT link layer (tests/vectors/zvt-link/*.md, same format as the ESC/POS vectors): each
-fed whole, byte by byte and at sampled pairs of cut points, on the backend TILLWIRE_BACKEND selects."""
+"""Golden vectors for the ZVT link layer (tests/vectors/zvt-link/*.md) and the APDU layer (tests/vectors/zvt/*.md),
+same format as the ESC/POS vectors (an `options:` line passes `strict`): each fed whole, byte by byte and at sampled
+pairs of cut points, on the backend TILLWIRE_BACKEND selects."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_esc
 from typed_equality import same
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTOCOL_OF_FILE = {"serial.md": "zvt-serial", "tcp.md": "zvt-tcp"}
+PROTOCOL_OF_FILE = {"serial.md": "zvt-serial", "tcp.md": "zvt-tcp", "negative.md": "zvt-tcp"}
 
 
 def zvt_cases():
     cases = []
-    for path in sorted(glob.glob(os.path.join(HERE, "vectors", "zvt-link", "*.md"))):
+    paths = sorted(glob.glob(os.path.join(HERE, "vectors", "zvt-link", "*.md")))
+    paths += sorted(glob.glob(os.path.join(HERE, "vectors", "zvt", "*.md")))
+    for path in paths:
         for case in parse_file(path):
             for event in case.expected:  # reasons come from the ZVT table, not the ESC/POS contract
                 if event["type"] == "protocol.error":
@@ -32,8 +35,8 @@ def zvt_cases():
 CASES = zvt_cases()
 
 
-def run(protocol: str, data: bytes, cuts: list[int]) -> bytes:
-    dec = Decoder(protocol)
+def run(protocol: str, data: bytes, cuts: list[int], options: dict | None = None) -> bytes:
+    dec = Decoder(protocol, **(options or {}))
     out = bytearray()
     prev = 0
     for cut in [*cuts, len(data)]:
@@ -44,18 +47,23 @@ def run(protocol: str, data: bytes, cuts: list[int]) -> bytes:
 
 @pytest.mark.parametrize(("protocol", "case"), CASES, ids=[c.id for _, c in CASES])
 def test_vector(protocol, case):
-    whole = run(protocol, case.data, [])
+    whole = run(protocol, case.data, [], case.options)
     events = unpack_events(whole)
     assert same(events, case.expected), (
         f"\n{case.file}:{case.line} {case.title}\ninput: {case.data.hex(' ')}\n"
         f"--- expected\n{_show(case.expected)}\n--- actual\n{_show(events)}")
     for cuts in split_plans(len(case.data)):
-        assert run(protocol, case.data, cuts) == whole, (case.title, cuts)
+        assert run(protocol, case.data, cuts, case.options) == whole, (case.title, cuts)
 
 
 def test_every_zvt_link_error_has_a_vector():
     codes = {e["data"]["code"] for _, c in CASES for e in c.expected if e["type"] == "protocol.error"}
     assert set(ERRORS) - codes <= {"frame_too_long"}  # 65 KiB frames: see test_zvt_link_bounds
+
+
+def test_apdu_vectors_run_in_both_modes():
+    modes = {bool(c.options.get("strict")) for _, c in CASES}
+    assert modes == {False, True}
 
 
 def test_crc16_kermit_check_value():
@@ -73,6 +81,33 @@ def test_c_and_python_command_tables_name_every_pair_alike():
     native, reference = Decoder("zvt-tcp", backend="native"), Decoder("zvt-tcp", backend="reference")
     out = native.feed(stream) + native.close()
     assert out == reference.feed(stream) + reference.close()
-    names = [e["data"]["name"] for e in unpack_events(out)]
+    names = [e["data"]["name"] for e in unpack_events(out) if e["type"] == "zvt.apdu"]
     assert names == [command_name(cls, instr) for cls in range(256) for instr in range(256)]
     assert names.count("unknown") == 65536 - 256 - 26  # 256 nack pairs (class 84), 26 named commands
+
+
+def test_c_and_python_apdu_tables_agree_on_every_tag_and_status():
+    """The BMP table, status texts and card-type names live in protocols/zvt/bmps.py and, for speed, in
+    native/zvt_apdu.c: every BMP tag (with a fixed, LL and LLL shaped value), every status byte, every card-type id
+    and every print-line byte goes through both backends."""
+    parts = []
+    for tag in range(256):
+        for value in (b"\x12\x34\x56\x78\x90\x12\x34\x56", b"\xf0\xf3\x41\x42\x43", b"\xf0\xf0\xf2\x41\x42"):
+            data = bytes([0x27, 0x00, tag]) + value
+            parts.append(bytes([0x04, 0x0F, len(data)]) + data)
+    parts += [bytes([0x04, 0xFF, 1, s]) for s in range(256)]
+    parts += [bytes([0x04, 0x0F, 2, 0x8A, t]) for t in range(256)]
+    parts.append(bytes([0x06, 0xD1, 0xFF, 0x00, 0x01, 0x00]) + bytes(range(255)))
+    stream = b"".join(parts)
+    for strict in (False, True):
+        native = Decoder("zvt-tcp", backend="native", strict=strict)
+        reference = Decoder("zvt-tcp", backend="reference", strict=strict)
+        assert native.feed(stream) + native.close() == reference.feed(stream) + reference.close()
+
+
+def test_strict_option_is_checked():
+    with pytest.raises(ValueError):
+        Decoder("zvt-serial", strict="maybe")
+    with pytest.raises(ValueError):
+        Decoder("zvt-tcp", stricter=True)
+    assert Decoder("zvt-tcp", strict=True).feed(b"\x80\x00\x00")

@@ -4,10 +4,11 @@
  *         native/zvt_link.c native/tw_*.c -o native/fuzz/fuzz_zvt_link
  *   native/fuzz/fuzz_zvt_link native/fuzz/corpus/zvt_link
  *
- * Input: bit 0 of byte 0 picks the framing (0 serial, 1 tcp); the rest is the stream. It is decoded twice, fed
- * whole and fed in chunks whose sizes come from a generator seeded with the input, and the two outputs must be
- * identical (chunk invariance). The output must be a well-formed sequence of {"type": str, "data": map}, and
- * no protocol.error's raw may be longer than an APDU header (5 bytes): data bytes never reach an event.
+ * Input: bit 0 of byte 0 picks the framing (0 serial, 1 tcp), bit 1 the APDU layer's strict mode; the rest is
+ * the stream. It is decoded twice, fed whole and fed in chunks whose sizes come from a generator seeded with the
+ * input, and the two outputs must be identical (chunk invariance). The output must be a well-formed sequence of
+ * {"type": str, "data": map}, and no protocol.error's raw may be longer than an APDU header (5 bytes): data bytes
+ * never reach an error.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,9 +20,10 @@
 #include "zvt_link.h"
 #include "fuzz_common.h"
 
-static void decode(int framing, const uint8_t *data, size_t size, int chunked, uint64_t seed, tw_out *out)
+static void decode(int framing, int strict, const uint8_t *data, size_t size, int chunked, uint64_t seed,
+                   tw_out *out)
 {
-    tw_zvt_link *d = tw_zvt_link_new(framing);
+    tw_zvt_link *d = tw_zvt_link_new(framing, strict);
     uint64_t rng = seed;
     size_t pos = 0;
     int rc;
@@ -55,20 +57,21 @@ static void decode(int framing, const uint8_t *data, size_t size, int chunked, u
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static tw_out whole, chunked;
-    int framing;
+    int framing, strict;
     uint64_t seed;
 
     if (size < 1)
         return 0;
     framing = data[0] & 1 ? TW_ZVT_TCP : TW_ZVT_SERIAL;
+    strict = (data[0] >> 1) & 1;
     seed = seed_of(data, size);
-    decode(framing, data + 1, size - 1, 0, seed, &whole);
-    decode(framing, data + 1, size - 1, 1, seed, &chunked);
+    decode(framing, strict, data + 1, size - 1, 0, seed, &whole);
+    decode(framing, strict, data + 1, size - 1, 1, seed, &chunked);
     if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0)) {
         fprintf(stderr, "chunked output differs from whole output\n");
         abort();
     }
-    check_events(&whole, 4, 5); /* raw: at most an APDU header, never data */
+    check_events(&whole, 16, 5); /* raw: at most an APDU header, never data */
     if (whole.cap > (1u << 22))
         tw_out_trim(&whole, 1u << 16);
     if (chunked.cap > (1u << 22))

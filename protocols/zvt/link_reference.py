@@ -1,11 +1,13 @@
 """Pure-Python ZVT link layer (serial DLE/STX framing with CRC-16/KERMIT, and bare TCP APDUs): the readable twin
-of ``native/zvt_link.c``. Contract: ``docs/protocols/zvt-link.md``. No APDU data byte ever reaches an event."""
+of ``native/zvt_link.c``. Contract: ``docs/protocols/zvt-link.md``. A complete APDU (serial: once its CRC matched)
+goes to the APDU decoder (``apdu_reference.py``, contract ``docs/protocols/zvt.md``); its bytes are then wiped."""
 
 from __future__ import annotations
 
 import msgpack
 
 from protocols.zvt import tables as T
+from protocols.zvt.apdu_reference import decode_apdu
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 
@@ -16,19 +18,26 @@ def _error(code: str, offset: int, raw: bytes) -> dict:
 
 
 class _Apdu:
-    """Counts an APDU's bytes: keeps its header (≤ 5 bytes), never its data."""
+    """An APDU's bytes (at most MAX_APDU) and its header (≤ 5 bytes)."""
 
-    __slots__ = ("header", "count")
+    __slots__ = ("header", "count", "buf")
 
     def __init__(self):
         self.header = bytearray()
         self.count = 0
+        self.buf = bytearray()
 
     def add(self, b: int) -> None:
         h = self.header
         if len(h) < 3 or (h[2] == 0xFF and len(h) < 5):
-            h.append(b)  # header bytes only: a data byte may be card data
+            h.append(b)
+        self.buf.append(b)
         self.count += 1
+
+    def wipe(self) -> None:
+        """Overwrites the bytes (card data must not linger) and forgets them."""
+        self.buf[:] = bytes(len(self.buf))
+        self.buf.clear()
 
     def header_len(self) -> int | None:
         """3 or 5 once known; None while the header is incomplete."""
@@ -43,16 +52,17 @@ class _Apdu:
         h = self.header
         return h[2] if h[2] != 0xFF else h[3] | h[4] << 8
 
-    def event(self) -> dict:
-        h = self.header
-        return {"type": "zvt.apdu", "data": {"class": h[0], "instr": h[1],
-                                             "name": T.command_name(h[0], h[1]), "length": self.declared()}}
+    def events(self, offset: int, strict: bool) -> list[dict]:
+        out = decode_apdu(self.buf, self.header_len(), offset, strict, self.count)
+        self.wipe()
+        return out
 
 
 class ReferenceZvtLinkDecoder:
-    def __init__(self, framing: str):
+    def __init__(self, framing: str, strict: bool = False):
         if framing not in ("serial", "tcp"):
             raise ValueError(f"ZVT framing must be serial or tcp, not {framing!r}")
+        self._strict = bool(strict)
         self._serial = framing == "serial"
         self._offset = 0
         self._out: list[dict] = []
@@ -102,7 +112,7 @@ class ReferenceZvtLinkDecoder:
         a.add(b)
         hl = a.header_len()
         if hl is not None and a.count == hl + a.declared():
-            self._out.append(a.event())
+            self._out += a.events(self._apdu_off, self._strict)
             self._apdu = None
 
     # ------------------------------------------------------------------ serial (section 3)
@@ -115,6 +125,8 @@ class ReferenceZvtLinkDecoder:
         self._garbage = False
         self._state = "frame"
         self._frame_off = off
+        if self._apdu is not None:
+            self._apdu.wipe()
         self._apdu = _Apdu()
         self._crc = 0
 
@@ -178,6 +190,8 @@ class ReferenceZvtLinkDecoder:
 
     def _abandon(self) -> None:
         self._state = "ground"
+        if self._apdu is not None:
+            self._apdu.wipe()
         self._apdu = None
 
     def _frame_done(self) -> None:
@@ -185,12 +199,11 @@ class ReferenceZvtLinkDecoder:
         a = self._apdu
         self._apdu = None
         if got != self._crc:
+            a.wipe()
             self._out.append({"type": "link.checksum_error", "data": {"expected": self._crc, "got": got}})
             return
-        hl = a.header_len()
-        if hl is None:
+        if a.header_len() is None:
+            a.wipe()
             self._out.append(_error("short_apdu", self._frame_off, bytes([T.DLE, T.STX])))
             return
-        if a.count - hl != a.declared():
-            self._out.append(_error("apdu_length_mismatch", self._frame_off, bytes(a.header[:hl])))
-        self._out.append(a.event())
+        self._out += a.events(self._frame_off, self._strict)

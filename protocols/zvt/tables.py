@@ -1,4 +1,5 @@
-"""ZVT tables as data (``docs/protocols/zvt-link.md``): command names, link bytes, bounds, error reasons."""
+"""ZVT tables as data (``docs/protocols/zvt-link.md``): command names, link bytes, bounds, error reasons. The APDU
+layer's tables (BMPs, layouts, texts) are in ``protocols/zvt/bmps.py``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,15 @@ ERRORS = {
     "short_apdu": "An APDU too short to hold its header.",
     "apdu_length_mismatch": "An APDU whose length field disagrees with its data.",
     "truncated": "The stream ended inside a command.",
+    # APDU layer (docs/protocols/zvt.md section 7)
+    "unknown_bmp": "A BMP tag the BMP table does not define; the rest of the BMP stream was not decoded.",
+    "bmp_overrun": "A BMP whose length runs past the end of its APDU.",
+    "bad_llvar": "A BMP length byte that is not F0 to F9.",
+    "bad_bcd": "A BCD field holding a nibble that is not a decimal digit.",
+    "bad_field_length": "A field whose length does not fit its format.",
+    "bad_tlv": "A TLV object whose tag or length is malformed or runs past the end of its container.",
+    "tlv_too_deep": "TLV objects nested deeper than the decoder's limit.",
+    "missing_field": "An APDU without a field its command requires.",
 }
 
 
