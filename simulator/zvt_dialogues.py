@@ -114,7 +114,7 @@ def card_sale(framing: str, amount_minor: int = 1250, cur: str = "978", approved
     d.pt_sends(apdu(0x04, 0xFF, b"\x0e"))          # please wait
     result = 0x00 if approved else 0x05            # 05: the host's "do not honour"
     d.pt_sends(status_information(result, amount_minor, cur, "000123", "0042", with_card=True))
-    lines = [b"KARTENZAHLUNG", b"VISA", b"Karte ############0010", b"Betrag EUR 12,50",
+    lines = [b"KARTENZAHLUNG", b"VISA", b"Karte ############0010", f"Betrag EUR {amount_minor // 100},{amount_minor % 100:02d}".encode(),
              b"Genehmigt" if approved else b"Abgelehnt"]
     for line in lines:
         d.pt_sends(apdu(0x06, 0xD1, b"\x00" + line))
