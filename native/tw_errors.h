@@ -40,7 +40,11 @@
     X(TW_ERR_FRAME_RESTARTED, "frame_restarted", "A new frame started before the previous one ended.")          \
     X(TW_ERR_FRAME_TOO_LONG, "frame_too_long", "A frame longer than the largest APDU.")                         \
     X(TW_ERR_SHORT_APDU, "short_apdu", "An APDU too short to hold its header.")                                 \
-    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.")
+    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.") \
+    /* generic STX/ETX ECR link (docs/protocols/ecr.md, section 6; unexpected_byte, frame_restarted and truncated   \
+     * above are shared) */                                                                                    \
+    X(TW_ERR_FRAME_OVER_LIMIT, "frame_over_limit", "A frame longer than the decoder's configured frame limit.")   \
+    X(TW_ERR_BAD_FIELD, "bad_field", "A message field that does not hold what its layout requires.")
 
 enum tw_error {
     TW_OK = 0,

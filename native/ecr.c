@@ -1,0 +1,703 @@
+/* Generic STX/ETX ECR link decoder (docs/protocols/ecr.md). See ecr.h for the streaming model. */
+#include "ecr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tw_bounds.h"
+#include "tw_card.h"
+#include "tw_crc.h"
+#include "tw_errors.h"
+#include "tw_event.h"
+#include "tw_msgpack.h"
+
+#define HEAD TW_HEAD /* tw_event.h */
+#define KEY TW_KEY
+
+/* byte classes in ground (section 3) */
+enum { C_OTHER = 0, C_STX, C_ACK, C_NAK, C_ENQ, C_EOT };
+
+enum state {
+    S_GROUND, /* between frames */
+    S_FRAME,  /* after STX: payload bytes */
+    S_CHECK   /* after ETX: the checksum bytes */
+};
+
+struct tw_ecr {
+    tw_ecr_config cfg;
+    tw_stream io; /* offset, sticky status, and this call's output and input (tw_event.h) */
+    uint8_t cls[256];
+    unsigned width; /* checksum bytes after ETX: 0, 1 or 2 */
+
+    enum state state;
+    int garbage;        /* ground: inside a run skipped silently (its first byte was reported) */
+    uint64_t frame_off; /* the frame's STX */
+    uint8_t *payload;   /* max_frame bytes, allocated once */
+    uint32_t len;
+    uint32_t expected;  /* S_CHECK: the checksum computed over the frame */
+    uint32_t got;
+    unsigned ngot;
+
+    tw_out scratch;     /* the semantic event, written before the payload is scrubbed in place */
+    uint32_t starts[TW_ECR_MAX_FIELD_INDEX + 2]; /* field boundaries for a layout (MATCH_CODE) */
+};
+
+/* ------------------------------------------------------------------------------------------ config (§2) */
+
+static int is_byte(int v) { return v >= 0 && v <= 255; }
+static int is_opt_byte(int v) { return v == TW_ECR_NONE || is_byte(v); }
+
+static int check_items(const tw_ecr_config *c, const tw_ecr_message *m)
+{
+    uint32_t i;
+    if (m->n_items > TW_ECR_MAX_ITEMS || (m->n_items && !m->items))
+        return 0;
+    for (i = 0; i < m->n_items; i++) {
+        const tw_ecr_item *it = &m->items[i];
+        if (!it->key || it->key_len == 0 || it->key_len > TW_ECR_MAX_NAME)
+            return 0;
+        if (it->type < TW_ECR_ITEM_CONST || it->type > TW_ECR_ITEM_APPROVED)
+            return 0;
+        if (it->type == TW_ECR_ITEM_CONST || it->type == TW_ECR_ITEM_APPROVED) {
+            if (!it->value || it->value_len > TW_ECR_MAX_VALUE)
+                return 0;
+            if (it->type == TW_ECR_ITEM_APPROVED && (it->value_len == 0 || it->value[it->value_len - 1] != 0))
+                return 0;
+        }
+        if (it->type == TW_ECR_ITEM_CONST)
+            continue;
+        if (c->match == TW_ECR_MATCH_CODE && (it->field < 0 || it->field > TW_ECR_MAX_FIELD_INDEX))
+            return 0;
+        if (c->match == TW_ECR_MATCH_LENGTH && !(it->start < it->end && it->end <= m->length))
+            return 0;
+    }
+    return 1;
+}
+
+int tw_ecr_check_config(const tw_ecr_config *c)
+{
+    int links[6], n = 0, i, j;
+    uint32_t k;
+    if (!c || !is_byte(c->stx) || !is_byte(c->etx) || c->stx == c->etx)
+        return TW_ERR_BAD_CONFIG;
+    if (c->checksum < TW_ECR_CK_NONE || c->checksum > TW_ECR_CK_CRC16_XMODEM)
+        return TW_ERR_BAD_CONFIG;
+    if (c->seed > (c->checksum == TW_ECR_CK_NONE ? 0u : c->checksum <= TW_ECR_CK_SUM ? 0xFFu : 0xFFFFu))
+        return TW_ERR_BAD_CONFIG;
+    links[n++] = c->stx;
+    links[n++] = c->etx;
+    if (!is_opt_byte(c->ack) || !is_opt_byte(c->nak) || !is_opt_byte(c->enq) || !is_opt_byte(c->eot))
+        return TW_ERR_BAD_CONFIG;
+    if (c->ack != TW_ECR_NONE)
+        links[n++] = c->ack;
+    if (c->nak != TW_ECR_NONE)
+        links[n++] = c->nak;
+    if (c->enq != TW_ECR_NONE)
+        links[n++] = c->enq;
+    if (c->eot != TW_ECR_NONE)
+        links[n++] = c->eot;
+    for (i = 0; i < n; i++)
+        for (j = i + 1; j < n; j++)
+            if (links[i] == links[j])
+                return TW_ERR_BAD_CONFIG;
+    if (!is_opt_byte(c->fs) || !is_opt_byte(c->us) || (c->us != TW_ECR_NONE && c->fs == TW_ECR_NONE))
+        return TW_ERR_BAD_CONFIG;
+    for (i = 0; i < 2; i++) {
+        int s = i ? c->us : c->fs;
+        if (s == TW_ECR_NONE)
+            continue;
+        if (s == c->stx || s == c->etx || (s >= '0' && s <= '9') || s == ' ' || s == '-')
+            return TW_ERR_BAD_CONFIG;
+    }
+    if (c->fs != TW_ECR_NONE && c->fs == c->us)
+        return TW_ERR_BAD_CONFIG;
+    if (c->max_frame < 1 || c->max_frame > TW_MAX_ECR_FRAME)
+        return TW_ERR_BAD_CONFIG;
+    if (!c->dialect || c->dialect_len == 0 || c->dialect_len > TW_ECR_MAX_NAME)
+        return TW_ERR_BAD_CONFIG;
+    if (c->match < TW_ECR_MATCH_NONE || c->match > TW_ECR_MATCH_LENGTH)
+        return TW_ERR_BAD_CONFIG;
+    if (c->match == TW_ECR_MATCH_NONE)
+        return c->n_messages == 0 ? TW_OK : TW_ERR_BAD_CONFIG;
+    if (c->match == TW_ECR_MATCH_CODE && c->fs == TW_ECR_NONE)
+        return TW_ERR_BAD_CONFIG;
+    if (c->n_messages > TW_ECR_MAX_MESSAGES || (c->n_messages && !c->messages))
+        return TW_ERR_BAD_CONFIG;
+    for (k = 0; k < c->n_messages; k++) {
+        const tw_ecr_message *m = &c->messages[k];
+        if (!m->event || m->event_len == 0 || m->event_len > TW_ECR_MAX_NAME)
+            return TW_ERR_BAD_CONFIG;
+        if (c->match == TW_ECR_MATCH_CODE && (!m->code || m->code_len > TW_ECR_MAX_NAME))
+            return TW_ERR_BAD_CONFIG;
+        if (c->match == TW_ECR_MATCH_LENGTH && m->where_at != -1 &&
+            !(m->where_at >= 0 && (uint32_t)m->where_at < m->length && is_byte(m->where_byte)))
+            return TW_ERR_BAD_CONFIG;
+        if (!check_items(c, m))
+            return TW_ERR_BAD_CONFIG;
+    }
+    return TW_OK;
+}
+
+/* ----------------------------------------------------------------------------------------- checksums */
+
+/* XOR of p[0..n), eight bytes at a time */
+static uint8_t xor_fast(uint8_t v, const uint8_t *p, size_t n)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        acc ^= w;
+    }
+    acc ^= acc >> 32;
+    acc ^= acc >> 16;
+    acc ^= acc >> 8;
+    v ^= (uint8_t)acc;
+    for (; i < n; i++)
+        v ^= p[i];
+    return v;
+}
+
+static uint32_t fold(const tw_ecr *d, uint32_t v, const uint8_t *p, size_t n)
+{
+    switch (d->cfg.checksum) {
+    case TW_ECR_CK_XOR:
+        return xor_fast((uint8_t)v, p, n);
+    case TW_ECR_CK_SUM:
+        return tw_sum8((uint8_t)v, p, n);
+    case TW_ECR_CK_CRC16_KERMIT:
+        return tw_crc16_kermit((uint16_t)v, p, n);
+    case TW_ECR_CK_CRC16_XMODEM:
+        return tw_crc16_xmodem((uint16_t)v, p, n);
+    default:
+        return 0;
+    }
+}
+
+static uint32_t frame_checksum(const tw_ecr *d)
+{
+    uint32_t v = d->cfg.seed;
+    uint8_t b;
+    if (d->cfg.include_stx) {
+        b = (uint8_t)d->cfg.stx;
+        v = fold(d, v, &b, 1);
+    }
+    v = fold(d, v, d->payload, d->len);
+    if (d->cfg.include_etx) {
+        b = (uint8_t)d->cfg.etx;
+        v = fold(d, v, &b, 1);
+    }
+    return v;
+}
+
+/* --------------------------------------------------------------------------------------- msgpack out */
+
+static uint64_t offset_of(const tw_ecr *d, const uint8_t *p)
+{
+    return d->io.in_base + (uint64_t)(p - d->io.in_start);
+}
+
+#define EVENT_ROOM 128
+
+static void emit_empty(tw_ecr *d, const char *type, size_t type_len)
+{
+    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
+    if (!p)
+        return;
+    p = tw_event_head(p, type, type_len, 0);
+    tw_out_commit(d->io.out, p);
+}
+
+/* protocol.error whose raw is the STX byte (the only byte an ECR error quotes), or nothing */
+static void emit_error(tw_ecr *d, int code, uint64_t off, int with_stx)
+{
+    uint8_t stx = (uint8_t)d->cfg.stx;
+    tw_emit_error(d->io.out, code, off, &stx, with_stx ? 1 : 0);
+}
+
+static void emit_checksum_error(tw_ecr *d)
+{
+    uint8_t *p = tw_out_room(d->io.out, EVENT_ROOM);
+    if (!p)
+        return;
+    p = HEAD(p, "link.checksum_error", 2);
+    p = KEY(p, "expected");
+    p = tw_mpw_uint(p, d->expected);
+    p = KEY(p, "got");
+    p = tw_mpw_uint(p, d->got);
+    tw_out_commit(d->io.out, p);
+}
+
+#define HI_BITS UINT64_C(0x8080808080808080)
+
+/* bytes >= 0x80 in s[0..n): each takes two bytes in UTF-8 */
+static size_t count_high(const uint8_t *s, size_t n)
+{
+    size_t i = 0, hi = 0, k;
+    uint64_t w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (w & HI_BITS)
+            for (k = 0; k < 8; k++)
+                hi += s[i + k] >> 7;
+    }
+    for (; i < n; i++)
+        hi += s[i] >> 7;
+    return hi;
+}
+
+/* s[0..n) as latin-1 text: a msgpack str of its UTF-8 encoding (at most 5 + 2n bytes) */
+static uint8_t *put_latin1(uint8_t *p, const uint8_t *s, size_t n)
+{
+    size_t hi = count_high(s, n), i;
+    p = tw_mpw_str_header(p, n + hi);
+    if (!hi) {
+        if (n)
+            memcpy(p, s, n);
+        return p + n;
+    }
+    for (i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            *p++ = c;
+        } else {
+            *p++ = (uint8_t)(0xC0 | (c >> 6));
+            *p++ = (uint8_t)(0x80 | (c & 0x3F));
+        }
+    }
+    return p;
+}
+
+/* the same, scrubbed (the source is not modified) */
+static uint8_t *put_latin1_scrubbed(uint8_t *p, const uint8_t *s, size_t n)
+{
+    uint8_t *end = put_latin1(p, s, n);
+    size_t len = n + count_high(s, n);
+    tw_card_scrub(end - len, len);
+    return end;
+}
+
+static size_t count_byte(const uint8_t *s, size_t n, uint8_t b)
+{
+    size_t count = 0;
+    const uint8_t *end = s + n, *q;
+    while (s < end && (q = memchr(s, b, (size_t)(end - s))) != NULL) {
+        count++;
+        s = q + 1;
+    }
+    return count;
+}
+
+/* ecr.frame from the (already scrubbed) payload */
+static void emit_frame(tw_ecr *d)
+{
+    const tw_ecr_config *c = &d->cfg;
+    const uint8_t *s = d->payload, *end = d->payload + d->len;
+    size_t n = d->len, nfields;
+    uint8_t *p;
+    /* envelope, keys, dialect; the payload bin; the fields: the array, each field (an array header and a str
+     * header, 10 bytes) and each sub-field (a str header), and the text at most doubled by UTF-8 */
+    size_t room = EVENT_ROOM + c->dialect_len + 5 + n;
+    if (c->fs != TW_ECR_NONE)
+        room += 5 + 10 * (n + 2) + 2 * n;
+    p = tw_out_room(d->io.out, room);
+    if (!p)
+        return;
+    p = HEAD(p, "ecr.frame", c->fs != TW_ECR_NONE ? 3 : 2);
+    p = KEY(p, "dialect");
+    p = tw_mpw_str(p, c->dialect, c->dialect_len);
+    p = KEY(p, "payload");
+    p = tw_mpw_bin(p, s, n);
+    if (c->fs != TW_ECR_NONE) {
+        uint8_t fs = (uint8_t)c->fs;
+        p = KEY(p, "fields");
+        nfields = count_byte(s, n, fs) + 1;
+        p = tw_mpw_array(p, (uint32_t)nfields);
+        for (;;) {
+            const uint8_t *q = memchr(s, fs, (size_t)(end - s));
+            const uint8_t *fend = q ? q : end;
+            size_t flen = (size_t)(fend - s);
+            const uint8_t *u = c->us != TW_ECR_NONE && flen ? memchr(s, c->us, flen) : NULL;
+            if (!u) {
+                p = put_latin1(p, s, flen);
+            } else {
+                uint8_t us = (uint8_t)c->us;
+                const uint8_t *t = s;
+                p = tw_mpw_array(p, (uint32_t)(count_byte(s, flen, us) + 1));
+                for (;;) {
+                    const uint8_t *v = memchr(t, us, (size_t)(fend - t));
+                    const uint8_t *send = v ? v : fend;
+                    p = put_latin1(p, t, (size_t)(send - t));
+                    if (!v)
+                        break;
+                    t = v + 1;
+                }
+            }
+            if (!q)
+                break;
+            s = q + 1;
+        }
+    }
+    tw_out_commit(d->io.out, p);
+}
+
+/* --------------------------------------------------------------------------------- semantic events (§5) */
+
+static int digits_only(const uint8_t *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int approved_in(const tw_ecr_item *it, const uint8_t *s, size_t n)
+{
+    const char *v = it->value, *end = it->value + it->value_len;
+    while (v < end) {
+        size_t len = strlen(v);
+        if (len == n && memcmp(v, s, n) == 0)
+            return 1;
+        v += len + 1;
+    }
+    return 0;
+}
+
+/* The layout of the payload, or NULL. MATCH_CODE also fills d->starts with the boundaries of the fields the
+ * layout reads (starts[i] .. starts[i + 1] - 1 is field i; *nfields says how many were found). */
+static const tw_ecr_message *find_message(tw_ecr *d, unsigned *nfields)
+{
+    const tw_ecr_config *c = &d->cfg;
+    uint32_t k;
+    *nfields = 0;
+    if (c->match == TW_ECR_MATCH_LENGTH) {
+        for (k = 0; k < c->n_messages; k++)
+            if (c->messages[k].length == d->len)
+                return c->messages[k].where_at < 0 || d->payload[c->messages[k].where_at] == c->messages[k].where_byte
+                           ? &c->messages[k]
+                           : NULL;
+        return NULL;
+    }
+    if (c->match == TW_ECR_MATCH_CODE) {
+        const uint8_t *s = d->payload, *end = d->payload + d->len;
+        const uint8_t *q = memchr(s, c->fs, d->len);
+        size_t code_len = q ? (size_t)(q - s) : d->len;
+        const tw_ecr_message *m = NULL;
+        unsigned i;
+        for (k = 0; k < c->n_messages && !m; k++)
+            if (c->messages[k].code_len == code_len && memcmp(c->messages[k].code, s, code_len) == 0)
+                m = &c->messages[k];
+        if (!m)
+            return NULL;
+        /* boundaries of fields 0 .. TW_ECR_MAX_FIELD_INDEX: starts[i] is where field i begins */
+        d->starts[0] = 0;
+        for (i = 1; i <= TW_ECR_MAX_FIELD_INDEX + 1; i++) {
+            const uint8_t *from = d->payload + d->starts[i - 1];
+            const uint8_t *sep = memchr(from, c->fs, (size_t)(end - from));
+            if (!sep) {
+                d->starts[i] = d->len + 1; /* field i - 1 ends at the payload's end */
+                i++;
+                break;
+            }
+            d->starts[i] = (uint32_t)(sep - d->payload) + 1;
+        }
+        *nfields = i - 1;
+        return m;
+    }
+    return NULL;
+}
+
+/* Writes the semantic event of message m into d->scratch (reset first) from the unscrubbed payload; returns 1
+ * when a field broke its layout (bad_field). */
+static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
+{
+    struct {
+        const uint8_t *s;
+        size_t n;
+        int present;
+    } vals[TW_ECR_MAX_ITEMS];
+    uint32_t i, nkeys = 0;
+    size_t room = EVENT_ROOM + m->event_len;
+    int bad = 0;
+    uint8_t *p;
+
+    for (i = 0; i < m->n_items; i++) {
+        const tw_ecr_item *it = &m->items[i];
+        const uint8_t *s;
+        size_t n;
+        vals[i].present = 0;
+        if (it->type == TW_ECR_ITEM_CONST) {
+            vals[i].present = 1;
+            nkeys++;
+            room += 16 + it->key_len + it->value_len;
+            continue;
+        }
+        if (d->cfg.match == TW_ECR_MATCH_CODE) {
+            if ((unsigned)it->field >= nfields)
+                continue;
+            s = d->payload + d->starts[it->field];
+            n = d->starts[it->field + 1] - 1 - d->starts[it->field];
+        } else {
+            s = d->payload + it->start;
+            n = it->end - it->start;
+        }
+        while (n && *s == ' ') {
+            s++;
+            n--;
+        }
+        while (n && s[n - 1] == ' ')
+            n--;
+        if (!n)
+            continue;
+        if ((it->type == TW_ECR_ITEM_INT && (n > TW_ECR_MAX_INT_DIGITS || !digits_only(s, n))) ||
+            (it->type == TW_ECR_ITEM_CURRENCY && (n != 3 || !digits_only(s, n)))) {
+            bad = 1;
+            continue;
+        }
+        vals[i].s = s;
+        vals[i].n = n;
+        vals[i].present = 1;
+        nkeys++;
+        room += 16 + it->key_len + 5 + 2 * n;
+    }
+
+    tw_out_reset(&d->scratch);
+    p = tw_out_room(&d->scratch, room);
+    if (!p) {
+        d->io.out->oom = 1; /* the same failure as the main output: the decoder stops */
+        return bad;
+    }
+    p = tw_event_head(p, m->event, m->event_len, nkeys);
+    for (i = 0; i < m->n_items; i++) {
+        const tw_ecr_item *it = &m->items[i];
+        if (!vals[i].present)
+            continue;
+        p = tw_mpw_str(p, it->key, it->key_len);
+        switch (it->type) {
+        case TW_ECR_ITEM_CONST:
+            p = tw_mpw_str(p, it->value, it->value_len);
+            break;
+        case TW_ECR_ITEM_STR:
+            p = put_latin1_scrubbed(p, vals[i].s, vals[i].n);
+            break;
+        case TW_ECR_ITEM_INT: {
+            uint64_t v = 0;
+            size_t k;
+            for (k = 0; k < vals[i].n; k++)
+                v = v * 10 + (uint64_t)(vals[i].s[k] - '0');
+            p = tw_mpw_uint(p, v);
+            break;
+        }
+        case TW_ECR_ITEM_CURRENCY:
+            p = tw_mpw_str(p, vals[i].s, 3);
+            break;
+        default: /* TW_ECR_ITEM_APPROVED */
+            p = tw_mpw_bool(p, approved_in(it, vals[i].s, vals[i].n));
+            break;
+        }
+    }
+    tw_out_commit(&d->scratch, p);
+    return bad;
+}
+
+/* A frame whose checksum arrived (section 4). */
+static void frame_done(tw_ecr *d)
+{
+    const tw_ecr_message *m;
+    unsigned nfields;
+    int bad = 0;
+    d->state = S_GROUND;
+    if (d->width && d->got != d->expected) {
+        emit_checksum_error(d);
+        return;
+    }
+    m = find_message(d, &nfields);
+    if (m)
+        bad = write_semantic(d, m, nfields);
+    if (bad) {
+        emit_error(d, TW_ERR_BAD_FIELD, d->frame_off, 1);
+        if (d->cfg.strict)
+            return;
+    }
+    tw_card_scrub(d->payload, d->len); /* separators are never digits, spaces or hyphens: fields split alike */
+    emit_frame(d);
+    if (m && !d->scratch.oom) {
+        uint8_t *p = tw_out_room(d->io.out, d->scratch.len);
+        if (p) {
+            memcpy(p, d->scratch.data, d->scratch.len);
+            tw_out_commit(d->io.out, p + d->scratch.len);
+        }
+    }
+}
+
+/* --------------------------------------------------------------------------------------- the link (§3) */
+
+static void start_frame(tw_ecr *d, uint64_t off)
+{
+    d->state = S_FRAME;
+    d->garbage = 0;
+    d->frame_off = off;
+    d->len = 0;
+}
+
+static void etx_seen(tw_ecr *d)
+{
+    d->expected = frame_checksum(d);
+    d->got = 0;
+    d->ngot = 0;
+    if (d->width == 0)
+        frame_done(d);
+    else
+        d->state = S_CHECK;
+}
+
+static void walk(tw_ecr *d, const uint8_t *p, const uint8_t *end)
+{
+    const uint8_t stx = (uint8_t)d->cfg.stx, etx = (uint8_t)d->cfg.etx;
+    while (p < end) {
+        switch (d->state) {
+        case S_GROUND: {
+            uint8_t c;
+            if (d->garbage) { /* skipped silently up to the next STX or link control byte */
+                while (p < end && d->cls[*p] == C_OTHER)
+                    p++;
+                if (p == end)
+                    return;
+            }
+            c = d->cls[*p];
+            switch (c) {
+            case C_STX:
+                start_frame(d, offset_of(d, p));
+                break;
+            case C_ACK:
+                d->garbage = 0;
+                emit_empty(d, "link.ack", 8);
+                break;
+            case C_NAK:
+                d->garbage = 0;
+                emit_empty(d, "link.nak", 8);
+                break;
+            case C_ENQ:
+                d->garbage = 0;
+                emit_empty(d, "link.enq", 8);
+                break;
+            case C_EOT:
+                d->garbage = 0;
+                emit_empty(d, "link.eot", 8);
+                break;
+            default:
+                d->garbage = 1;
+                emit_error(d, TW_ERR_UNEXPECTED_BYTE, offset_of(d, p), 0);
+                break;
+            }
+            p++;
+            break;
+        }
+        case S_FRAME: {
+            size_t n = (size_t)(end - p), room, take;
+            const uint8_t *e = memchr(p, etx, n);
+            const uint8_t *stop = e ? e : end;
+            const uint8_t *s = memchr(p, stx, (size_t)(stop - p));
+            if (s)
+                stop = s;
+            n = (size_t)(stop - p);
+            room = d->cfg.max_frame - d->len;
+            take = n < room ? n : room;
+            if (take) {
+                memcpy(d->payload + d->len, p, take);
+                d->len += (uint32_t)take;
+                p += take;
+            }
+            if (take < n) { /* the byte past the bound: consumed; the frame is abandoned */
+                emit_error(d, TW_ERR_FRAME_OVER_LIMIT, d->frame_off, 1);
+                d->state = S_GROUND;
+                d->garbage = 1;
+                p++;
+                break;
+            }
+            if (p == end)
+                return;
+            if (*p == stx) {
+                emit_error(d, TW_ERR_FRAME_RESTARTED, d->frame_off, 1);
+                start_frame(d, offset_of(d, p));
+            } else {
+                etx_seen(d);
+            }
+            p++;
+            break;
+        }
+        case S_CHECK:
+            if (d->cfg.crc_big_endian || d->width == 1)
+                d->got = d->got << 8 | *p;
+            else
+                d->got |= (uint32_t)*p << (8 * d->ngot);
+            p++;
+            if (++d->ngot == d->width)
+                frame_done(d);
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ API */
+
+tw_ecr *tw_ecr_new(const tw_ecr_config *cfg)
+{
+    tw_ecr *d;
+    if (tw_ecr_check_config(cfg) != TW_OK)
+        return NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->payload = malloc(cfg->max_frame);
+    if (!d->payload) {
+        free(d);
+        return NULL;
+    }
+    d->cfg = *cfg;
+    d->width = cfg->checksum == TW_ECR_CK_NONE ? 0 : cfg->checksum <= TW_ECR_CK_SUM ? 1 : 2;
+    d->cls[cfg->stx] = C_STX;
+    if (cfg->ack != TW_ECR_NONE)
+        d->cls[cfg->ack] = C_ACK;
+    if (cfg->nak != TW_ECR_NONE)
+        d->cls[cfg->nak] = C_NAK;
+    if (cfg->enq != TW_ECR_NONE)
+        d->cls[cfg->enq] = C_ENQ;
+    if (cfg->eot != TW_ECR_NONE)
+        d->cls[cfg->eot] = C_EOT;
+    d->state = S_GROUND;
+    tw_out_init(&d->scratch);
+    return d;
+}
+
+void tw_ecr_free(tw_ecr *d)
+{
+    if (!d)
+        return;
+    tw_out_free(&d->scratch);
+    free(d->payload);
+    free(d);
+}
+
+int tw_ecr_feed(tw_ecr *d, const uint8_t *data, size_t len, tw_out *out)
+{
+    int rc = tw_stream_begin_feed(&d->io, data, out);
+    if (rc != TW_OK)
+        return rc;
+    if (len)
+        walk(d, data, data + len);
+    return tw_stream_end(&d->io, len);
+}
+
+int tw_ecr_close(tw_ecr *d, tw_out *out)
+{
+    int rc = tw_stream_begin_close(&d->io, out);
+    if (rc != TW_OK)
+        return rc;
+    if (d->state != S_GROUND) {
+        emit_error(d, TW_ERR_TRUNCATED, d->frame_off, 1);
+        d->state = S_GROUND;
+    }
+    return tw_stream_end(&d->io, 0);
+}
