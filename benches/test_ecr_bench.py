@@ -1,6 +1,7 @@
 """Generic ECR link throughput on realistic dialogues for two presets (docs/protocols/ecr.md): Transbank sales
 (request, ACK, intermediate status messages, the response with a printed voucher, ACK) and PAX POSLink credit
-transactions (T00 with sub-fields, ACK, T01 with host/amount/account/trace groups, ACK, EOT). 1 MiB each, native vs
+transactions (T00 with sub-fields, ACK, T01 with host/amount/account/trace groups - its expiry and cardholder
+withheld - ACK, EOT). 1 MiB each, native vs
 reference, fed whole and in 4 KiB chunks. Target (task): >= 300 MB/s native, framing and decoding together (the
 frame events with their scrubbed payloads and fields, and the semantic events), and >= 30x the reference."""
 
@@ -39,15 +40,15 @@ def pax_dialogue(rng: random.Random, cfg: T.Config) -> bytes:
     fs, us = "\x1c", "\x1f"
     amount = rng.randrange(100, 500000)
     ref = f"{rng.randrange(10**8):08d}"
-    request = fs.join(["T00", "1.28", "01", us.join([str(amount), "0", "0", "0", "0"]), us.join(["", "", "", ""]),
+    request = fs.join(["T00", "1.35", "01", us.join([str(amount), "", "", "", "", ""]), us.join(["", "", "", ""]),
                        us.join([ref, "", "", ""]), "", "", "", ""])
     pan_last4 = f"{rng.randrange(10000):04d}"
     response = fs.join([
-        "T01", "1.28", "000000", "OK",
+        "0", "T01", "1.35", "000000", "OK",
         us.join(["00", "APPROVAL", f"{rng.randrange(10**6):06d}", ref, "", ""]),
         "01",
         us.join([str(amount), "0", "0", "0", "0", "0"]),
-        us.join([pan_last4, "0", "1225", "", "", "", "VISA", ""]),
+        us.join([pan_last4, "0", "1225", "", "", "", "VISA", "CARDHOLDER/NAME", "", "", "0"]),
         us.join([ref, "1", f"{rng.randrange(10**14):014d}", "", ""]),
         "", "",
         us.join(["EDCTYPE=CREDIT", "CARDBIN=411111", "PROGRAMTYPE=0", "SN=53012345", "TC=ABCDEF0123456789"]),

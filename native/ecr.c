@@ -40,7 +40,13 @@ struct tw_ecr {
 
     tw_out scratch;     /* the semantic event, written before the payload is scrubbed in place */
     uint32_t starts[TW_ECR_MAX_FIELD_INDEX + 2]; /* field boundaries for a layout (MATCH_CODE) */
-    uint32_t *seps;     /* separator positions of the payload being emitted (max_frame entries, with fs) */
+    uint32_t fsep[TW_ECR_MAX_FIELD_INDEX + 1];   /* field i's first entry in seps (its US bytes follow there) */
+    uint32_t *seps;     /* separator positions of the current payload (max_frame entries, with fs) */
+    size_t nseps;
+    /* the withheld items the current frame holds, and their payload spans */
+    const tw_ecr_item *withheld[TW_ECR_MAX_ITEMS];
+    uint32_t hidden_from[TW_ECR_MAX_ITEMS], hidden_to[TW_ECR_MAX_ITEMS];
+    unsigned nwithheld;
 };
 
 /* ------------------------------------------------------------------------------------------ config (§2) */
@@ -57,7 +63,7 @@ static int check_items(const tw_ecr_config *c, const tw_ecr_message *m)
         const tw_ecr_item *it = &m->items[i];
         if (!it->key || it->key_len == 0 || it->key_len > TW_ECR_MAX_NAME)
             return 0;
-        if (it->type < TW_ECR_ITEM_CONST || it->type > TW_ECR_ITEM_APPROVED)
+        if (it->type < TW_ECR_ITEM_CONST || it->type > TW_ECR_ITEM_WITHHELD)
             return 0;
         if (it->type == TW_ECR_ITEM_CONST || it->type == TW_ECR_ITEM_APPROVED) {
             if (!it->value || it->value_len > TW_ECR_MAX_VALUE)
@@ -67,12 +73,30 @@ static int check_items(const tw_ecr_config *c, const tw_ecr_message *m)
         }
         if (it->type == TW_ECR_ITEM_CONST)
             continue;
-        if (c->match == TW_ECR_MATCH_CODE && (it->field < 0 || it->field > TW_ECR_MAX_FIELD_INDEX))
+        if (c->match == TW_ECR_MATCH_CODE &&
+            (it->field < 0 || it->field > TW_ECR_MAX_FIELD_INDEX || it->sub < -1 || it->sub > TW_ECR_MAX_FIELD_INDEX))
             return 0;
         if (c->match == TW_ECR_MATCH_LENGTH && !(it->start < it->end && it->end <= m->length))
             return 0;
     }
     return 1;
+}
+
+static int check_message(const tw_ecr_config *c, const tw_ecr_message *m)
+{
+    if (!m->event || m->event_len == 0 || m->event_len > TW_ECR_MAX_NAME)
+        return 0;
+    if (m->where_at < -1 || (m->where_at >= 0 && ((!m->where && m->where_len) || m->where_len > TW_ECR_MAX_NAME)))
+        return 0;
+    if (c->match == TW_ECR_MATCH_CODE) {
+        if (!m->code || m->code_len > TW_ECR_MAX_NAME || m->code_field < 0 || m->code_field > TW_ECR_MAX_FIELD_INDEX)
+            return 0;
+        if (m->where_at > TW_ECR_MAX_FIELD_INDEX)
+            return 0;
+    } else if (m->where_at >= 0 && (uint64_t)m->where_at + m->where_len > m->length) {
+        return 0;
+    }
+    return check_items(c, m);
 }
 
 int tw_ecr_check_config(const tw_ecr_config *c)
@@ -124,18 +148,9 @@ int tw_ecr_check_config(const tw_ecr_config *c)
         return TW_ERR_BAD_CONFIG;
     if (c->n_messages > TW_ECR_MAX_MESSAGES || (c->n_messages && !c->messages))
         return TW_ERR_BAD_CONFIG;
-    for (k = 0; k < c->n_messages; k++) {
-        const tw_ecr_message *m = &c->messages[k];
-        if (!m->event || m->event_len == 0 || m->event_len > TW_ECR_MAX_NAME)
+    for (k = 0; k < c->n_messages; k++)
+        if (!check_message(c, &c->messages[k]))
             return TW_ERR_BAD_CONFIG;
-        if (c->match == TW_ECR_MATCH_CODE && (!m->code || m->code_len > TW_ECR_MAX_NAME))
-            return TW_ERR_BAD_CONFIG;
-        if (c->match == TW_ECR_MATCH_LENGTH && m->where_at != -1 &&
-            !(m->where_at >= 0 && (uint32_t)m->where_at < m->length && is_byte(m->where_byte)))
-            return TW_ERR_BAD_CONFIG;
-        if (!check_items(c, m))
-            return TW_ERR_BAD_CONFIG;
-    }
     return TW_OK;
 }
 
@@ -290,6 +305,53 @@ static uint64_t zero_bytes(uint64_t w)
 }
 #endif
 
+/* Scrubs the payload (payment.md section 2) like tw_card_scrub(d->payload, d->len), faster. A digit group
+ * sequence holds only digits, spaces and hyphens, and the scrubber never looks past a byte that is none of them,
+ * so scrubbing each maximal run of such bytes on its own gives the same result; only runs of 13 bytes or more can
+ * hold a PAN-length sequence. On little-endian GCC/Clang builds the runs are found eight bytes at a time. */
+static void scrub_payload(tw_ecr *d)
+{
+#ifdef SWAR_SEPARATORS
+    const uint64_t ones = UINT64_C(0x0101010101010101), hi = ones * 0x80;
+    uint8_t *s = d->payload;
+    size_t n = d->len, i, run_start = 0, run = 0, k;
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint64_t w, x, digit, cls;
+        size_t lead;
+        memcpy(&w, s + i, 8);
+        x = w & LO7;
+        digit = (x + ones * (0x80 - 0x30)) & ~(x + ones * (0x80 - 0x3A)) & ~w & hi;
+        cls = digit | zero_bytes(w ^ (ones * 0x20)) | zero_bytes(w ^ (ones * 0x2D));
+        if (cls == hi) {
+            run += 8;
+            continue;
+        }
+        lead = (size_t)__builtin_ctzll(~cls & hi) / 8; /* class bytes at the start of this word */
+        if (run + lead >= TW_PAN_MIN_DIGITS)
+            tw_card_scrub(s + run_start, run + lead);
+        /* runs inside the word are shorter than 8: only the one touching its end can grow */
+        k = cls ? (size_t)__builtin_clzll(~cls & hi) / 8 : 0; /* class bytes at the end of this word */
+        run = k;
+        run_start = i + 8 - k;
+    }
+    for (; i < n; i++) {
+        uint8_t c = s[i];
+        if ((c >= '0' && c <= '9') || c == ' ' || c == '-') {
+            run++;
+            continue;
+        }
+        if (run >= TW_PAN_MIN_DIGITS)
+            tw_card_scrub(s + run_start, run);
+        run = 0;
+        run_start = i + 1;
+    }
+    if (run >= TW_PAN_MIN_DIGITS)
+        tw_card_scrub(s + run_start, run);
+#else
+    tw_card_scrub(d->payload, d->len);
+#endif
+}
+
 /* One pass over the payload: the positions of its separators, in order, into d->seps; returns how many. ECR
  * fields are a few bytes long, so this beats a memchr call per field; on little-endian GCC/Clang builds it tests
  * eight bytes at a time and walks the matches with ctz. */
@@ -335,19 +397,20 @@ static void emit_frame(tw_ecr *d)
     uint8_t *p;
     /* envelope, keys, dialect; the payload bin; the fields: the array, each field (an array header and a str
      * header, 10 bytes) and each sub-field (a str header), and the text at most doubled by UTF-8 */
-    size_t room = EVENT_ROOM + c->dialect_len + 5 + n;
+    size_t room = EVENT_ROOM + c->dialect_len + 5 + n + (size_t)d->nwithheld * (TW_ECR_MAX_NAME + 5);
+    unsigned w;
     if (c->fs != TW_ECR_NONE)
         room += 5 + 10 * (n + 2) + 2 * n;
     p = tw_out_room(d->io.out, room);
     if (!p)
         return;
-    p = HEAD(p, "ecr.frame", c->fs != TW_ECR_NONE ? 3 : 2);
+    p = HEAD(p, "ecr.frame", 2u + (c->fs != TW_ECR_NONE) + (d->nwithheld != 0));
     p = KEY(p, "dialect");
     p = tw_mpw_str(p, c->dialect, c->dialect_len);
     p = KEY(p, "payload");
     p = tw_mpw_bin(p, s, n);
     if (c->fs != TW_ECR_NONE) {
-        size_t nseps = find_separators(d), k = 0, nfields = 1, start = 0;
+        size_t nseps = d->nseps, k = 0, nfields = 1, start = 0;
         int ascii = count_high(s, n) == 0;
         const uint32_t *seps = d->seps;
         for (k = 0; k < nseps; k++)
@@ -378,6 +441,12 @@ static void emit_frame(tw_ecr *d)
             k = j + 1;
         }
     }
+    if (d->nwithheld) {
+        p = KEY(p, "withheld");
+        p = tw_mpw_array(p, d->nwithheld);
+        for (w = 0; w < d->nwithheld; w++)
+            p = tw_mpw_str(p, d->withheld[w]->key, d->withheld[w]->key_len);
+    }
     tw_out_commit(d->io.out, p);
 }
 
@@ -404,52 +473,134 @@ static int approved_in(const tw_ecr_item *it, const uint8_t *s, size_t n)
     return 0;
 }
 
-/* The layout of the payload, or NULL. MATCH_CODE also fills d->starts with the boundaries of the fields the
- * layout reads (starts[i] .. starts[i + 1] - 1 is field i; *nfields says how many were found). */
+/* MATCH_CODE: the boundaries of fields 0 .. TW_ECR_MAX_FIELD_INDEX from d->seps into d->starts (starts[i] ..
+ * starts[i + 1] - 1 is field i) and d->fsep; returns how many fields were found (at most TW_ECR_MAX_FIELD_INDEX + 1). */
+static unsigned field_starts(tw_ecr *d)
+{
+    unsigned i = 1;
+    size_t k;
+    d->starts[0] = 0;
+    d->fsep[0] = 0;
+    for (k = 0; k < d->nseps; k++) {
+        if (d->seps[k] & SEP_US)
+            continue;
+        d->starts[i] = d->seps[k] + 1;
+        if (i > TW_ECR_MAX_FIELD_INDEX)
+            return i;
+        d->fsep[i] = (uint32_t)k + 1;
+        i++;
+    }
+    d->starts[i] = d->len + 1; /* the last field ends at the payload's end */
+    return i;
+}
+
+static int field_is(const tw_ecr *d, unsigned nfields, int32_t field, const char *text, uint32_t len)
+{
+    uint32_t start, flen;
+    if (field < 0 || (unsigned)field >= nfields)
+        return 0;
+    start = d->starts[field];
+    flen = d->starts[field + 1] - 1 - start;
+    return flen == len && (len == 0 || memcmp(d->payload + start, text, len) == 0);
+}
+
+/* The first layout the payload matches, or NULL; MATCH_CODE also fills d->starts (*nfields fields). */
 static const tw_ecr_message *find_message(tw_ecr *d, unsigned *nfields)
 {
     const tw_ecr_config *c = &d->cfg;
     uint32_t k;
     *nfields = 0;
     if (c->match == TW_ECR_MATCH_LENGTH) {
-        for (k = 0; k < c->n_messages; k++)
-            if (c->messages[k].length == d->len)
-                return c->messages[k].where_at < 0 || d->payload[c->messages[k].where_at] == c->messages[k].where_byte
-                           ? &c->messages[k]
-                           : NULL;
+        for (k = 0; k < c->n_messages; k++) {
+            const tw_ecr_message *m = &c->messages[k];
+            if (m->length != d->len)
+                continue;
+            if (m->where_at >= 0 && m->where_len && memcmp(d->payload + m->where_at, m->where, m->where_len) != 0)
+                continue;
+            return m;
+        }
         return NULL;
     }
     if (c->match == TW_ECR_MATCH_CODE) {
-        const uint8_t *s = d->payload, *end = d->payload + d->len;
-        const uint8_t *q = memchr(s, c->fs, d->len);
-        size_t code_len = q ? (size_t)(q - s) : d->len;
-        const tw_ecr_message *m = NULL;
-        unsigned i;
-        for (k = 0; k < c->n_messages && !m; k++)
-            if (c->messages[k].code_len == code_len && memcmp(c->messages[k].code, s, code_len) == 0)
-                m = &c->messages[k];
-        if (!m)
-            return NULL;
-        /* boundaries of fields 0 .. TW_ECR_MAX_FIELD_INDEX: starts[i] is where field i begins */
-        d->starts[0] = 0;
-        for (i = 1; i <= TW_ECR_MAX_FIELD_INDEX + 1; i++) {
-            const uint8_t *from = d->payload + d->starts[i - 1];
-            const uint8_t *sep = memchr(from, c->fs, (size_t)(end - from));
-            if (!sep) {
-                d->starts[i] = d->len + 1; /* field i - 1 ends at the payload's end */
-                i++;
-                break;
-            }
-            d->starts[i] = (uint32_t)(sep - d->payload) + 1;
+        *nfields = field_starts(d);
+        for (k = 0; k < c->n_messages; k++) {
+            const tw_ecr_message *m = &c->messages[k];
+            if (!field_is(d, *nfields, m->code_field, m->code, m->code_len))
+                continue;
+            if (m->where_at >= 0 && !field_is(d, *nfields, m->where_at, m->where, m->where_len))
+                continue;
+            return m;
         }
-        *nfields = i - 1;
-        return m;
     }
     return NULL;
 }
 
-/* Writes the semantic event of message m into d->scratch (reset first) from the unscrubbed payload; returns 1
- * when a field broke its layout (bad_field). */
+/* The payload span an item reads: 1 with [*a, *b) set, or 0 when the message does not have it. */
+static int item_span(const tw_ecr *d, const tw_ecr_item *it, unsigned nfields, uint32_t *a, uint32_t *b)
+{
+    uint32_t start, end;
+    int32_t k;
+    if (d->cfg.match != TW_ECR_MATCH_CODE) {
+        *a = it->start;
+        *b = it->end;
+        return 1;
+    }
+    if ((unsigned)it->field >= nfields)
+        return 0;
+    start = d->starts[it->field];
+    end = d->starts[it->field + 1] - 1;
+    if (it->sub >= 0) {
+        /* the field's US entries follow its first entry in seps, up to the FS that ends it */
+        size_t j = d->fsep[it->field];
+        for (k = 0; k < it->sub; k++, j++) {
+            if (j >= d->nseps || !(d->seps[j] & SEP_US))
+                return 0;
+            start = (d->seps[j] & ~SEP_US) + 1;
+        }
+        if (j < d->nseps && (d->seps[j] & SEP_US))
+            end = d->seps[j] & ~SEP_US;
+    }
+    *a = start;
+    *b = end;
+    return 1;
+}
+
+/* latin-1 text s[0..n) as UTF-8 at p, no header */
+static uint8_t *put_latin1_raw(uint8_t *p, const uint8_t *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            *p++ = c;
+        } else {
+            *p++ = (uint8_t)(0xC0 | (c >> 6));
+            *p++ = (uint8_t)(0x80 | (c & 0x3F));
+        }
+    }
+    return p;
+}
+
+/* a card number s[0..n) (latin-1) as a str, masked like tw_card_mask_pan: the first six (when n >= 13) and the
+ * last four characters kept, every other one '*' */
+static uint8_t *put_pan(uint8_t *p, const uint8_t *s, size_t n)
+{
+    size_t first = n >= TW_PAN_MIN_DIGITS ? TW_PAN_KEEP_FIRST : 0;
+    size_t last_from = n > TW_PAN_KEEP_LAST ? n - TW_PAN_KEEP_LAST : 0;
+    size_t stars, k;
+    if (last_from < first)
+        last_from = first;
+    stars = last_from - first;
+    p = tw_mpw_str_header(p, first + count_high(s, first) + stars + (n - last_from) +
+                                 count_high(s + last_from, n - last_from));
+    p = put_latin1_raw(p, s, first);
+    for (k = 0; k < stars; k++)
+        *p++ = '*';
+    return put_latin1_raw(p, s + last_from, n - last_from);
+}
+
+/* Writes the semantic event of message m into d->scratch (reset first) from the unscrubbed payload, and notes the
+ * withheld items present (d->withheld, d->nwithheld); returns 1 when a field broke its layout (bad_field). */
 static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
 {
     struct {
@@ -462,10 +613,10 @@ static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
     int bad = 0;
     uint8_t *p;
 
+    d->nwithheld = 0;
     for (i = 0; i < m->n_items; i++) {
         const tw_ecr_item *it = &m->items[i];
-        const uint8_t *s;
-        size_t n;
+        uint32_t a, b;
         vals[i].present = 0;
         if (it->type == TW_ECR_ITEM_CONST) {
             vals[i].present = 1;
@@ -473,33 +624,31 @@ static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
             room += 16 + it->key_len + it->value_len;
             continue;
         }
-        if (d->cfg.match == TW_ECR_MATCH_CODE) {
-            if ((unsigned)it->field >= nfields)
-                continue;
-            s = d->payload + d->starts[it->field];
-            n = d->starts[it->field + 1] - 1 - d->starts[it->field];
-        } else {
-            s = d->payload + it->start;
-            n = it->end - it->start;
-        }
-        while (n && *s == ' ') {
-            s++;
-            n--;
-        }
-        while (n && s[n - 1] == ' ')
-            n--;
-        if (!n)
+        if (!item_span(d, it, nfields, &a, &b))
             continue;
-        if ((it->type == TW_ECR_ITEM_INT && (n > TW_ECR_MAX_INT_DIGITS || !digits_only(s, n))) ||
-            (it->type == TW_ECR_ITEM_CURRENCY && (n != 3 || !digits_only(s, n)))) {
+        while (a < b && d->payload[a] == ' ')
+            a++;
+        while (b > a && d->payload[b - 1] == ' ')
+            b--;
+        if (a == b)
+            continue;
+        if (it->type == TW_ECR_ITEM_WITHHELD) {
+            d->withheld[d->nwithheld] = it;
+            d->hidden_from[d->nwithheld] = a;
+            d->hidden_to[d->nwithheld] = b;
+            d->nwithheld++;
+            continue;
+        }
+        if ((it->type == TW_ECR_ITEM_INT && (b - a > TW_ECR_MAX_INT_DIGITS || !digits_only(d->payload + a, b - a))) ||
+            (it->type == TW_ECR_ITEM_CURRENCY && (b - a != 3 || !digits_only(d->payload + a, 3)))) {
             bad = 1;
             continue;
         }
-        vals[i].s = s;
-        vals[i].n = n;
+        vals[i].s = d->payload + a;
+        vals[i].n = b - a;
         vals[i].present = 1;
         nkeys++;
-        room += 16 + it->key_len + 5 + 2 * n;
+        room += 16 + it->key_len + 5 + 2 * (size_t)(b - a);
     }
 
     tw_out_reset(&d->scratch);
@@ -532,6 +681,9 @@ static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
         case TW_ECR_ITEM_CURRENCY:
             p = tw_mpw_str(p, vals[i].s, 3);
             break;
+        case TW_ECR_ITEM_PAN:
+            p = put_pan(p, vals[i].s, vals[i].n);
+            break;
         default: /* TW_ECR_ITEM_APPROVED */
             p = tw_mpw_bool(p, approved_in(it, vals[i].s, vals[i].n));
             break;
@@ -545,13 +697,15 @@ static int write_semantic(tw_ecr *d, const tw_ecr_message *m, unsigned nfields)
 static void frame_done(tw_ecr *d)
 {
     const tw_ecr_message *m;
-    unsigned nfields;
+    unsigned nfields, k;
     int bad = 0;
     d->state = S_GROUND;
+    d->nwithheld = 0;
     if (d->width && d->got != d->expected) {
         emit_checksum_error(d);
         return;
     }
+    d->nseps = d->cfg.fs != TW_ECR_NONE ? find_separators(d) : 0;
     m = find_message(d, &nfields);
     if (m)
         bad = write_semantic(d, m, nfields);
@@ -560,7 +714,9 @@ static void frame_done(tw_ecr *d)
         if (d->cfg.strict)
             return;
     }
-    tw_card_scrub(d->payload, d->len); /* separators are never digits, spaces or hyphens: fields split alike */
+    for (k = 0; k < d->nwithheld; k++) /* withheld values never leave, not even in the payload */
+        memset(d->payload + d->hidden_from[k], '*', d->hidden_to[k] - d->hidden_from[k]);
+    scrub_payload(d); /* separators are never digits, spaces or hyphens: fields split alike */
     emit_frame(d);
     if (m && !d->scratch.oom) {
         uint8_t *p = tw_out_room(d->io.out, d->scratch.len);

@@ -28,7 +28,7 @@
 
 /* how a payload finds its layout */
 #define TW_ECR_MATCH_NONE 0
-#define TW_ECR_MATCH_CODE 1   /* the first field's text equals the message's code */
+#define TW_ECR_MATCH_CODE 1   /* field code_field's text equals the message's code */
 #define TW_ECR_MATCH_LENGTH 2 /* the payload's length equals the message's length */
 
 /* layout item types */
@@ -37,6 +37,8 @@
 #define TW_ECR_ITEM_INT 2
 #define TW_ECR_ITEM_CURRENCY 3
 #define TW_ECR_ITEM_APPROVED 4
+#define TW_ECR_ITEM_PAN 5      /* masked: first six and last four kept (tw_card_mask_pan) */
+#define TW_ECR_ITEM_WITHHELD 6 /* never emitted: its bytes become '*' and its key is listed under `withheld` */
 
 /* The same definitions are repeated, under the same guard, in tw_ffi.h for cffi (which checks their layout). */
 #ifndef TW_ECR_TYPES_DEFINED
@@ -48,6 +50,7 @@ typedef struct tw_ecr_item {
     uint32_t key_len;
     int type;           /* TW_ECR_ITEM_* */
     int32_t field;      /* MATCH_CODE: the field index */
+    int32_t sub;        /* MATCH_CODE: -1 the whole field, else this sub-field of it (split on us) */
     uint32_t start;     /* MATCH_LENGTH: the payload slice [start, end) */
     uint32_t end;
     const char *value;  /* CONST: the str; APPROVED: the approved texts, each followed by a NUL */
@@ -55,11 +58,13 @@ typedef struct tw_ecr_item {
 } tw_ecr_item;
 
 typedef struct tw_ecr_message {
-    const char *code;   /* MATCH_CODE */
+    const char *code;   /* MATCH_CODE: the text of field code_field */
     uint32_t code_len;
+    int32_t code_field;
     uint32_t length;    /* MATCH_LENGTH */
-    int32_t where_at;   /* MATCH_LENGTH: -1, or the index of a payload byte that must equal where_byte */
-    int where_byte;
+    int32_t where_at;   /* -1, or: MATCH_CODE the field, MATCH_LENGTH the payload index, whose text must be where */
+    const char *where;
+    uint32_t where_len;
     const char *event;  /* the semantic event's type */
     uint32_t event_len;
     const tw_ecr_item *items;

@@ -112,6 +112,7 @@ typedef struct tw_ecr_item {
     uint32_t key_len;
     int type;
     int32_t field;
+    int32_t sub;
     uint32_t start;
     uint32_t end;
     const char *value;
@@ -121,9 +122,11 @@ typedef struct tw_ecr_item {
 typedef struct tw_ecr_message {
     const char *code;
     uint32_t code_len;
+    int32_t code_field;
     uint32_t length;
     int32_t where_at;
-    int where_byte;
+    const char *where;
+    uint32_t where_len;
     const char *event;
     uint32_t event_len;
     const tw_ecr_item *items;

@@ -82,8 +82,26 @@ def test_semantic_keys_follow_the_layout_order():
     cfg = T.resolve({"preset": "transbank"})
     rsp = b"0210|00|1|T1|R1|A1|99|||4242|7|DB|0|0|MC|010126|101010|0|0|"
     events = unpack_events(decode({"preset": "transbank"}, T.frame(cfg, rsp)))
-    assert list(events[1]["data"]) == ["approved", "result_code", "amount_minor", "card", "terminal_id", "trace",
-                                        "receipt_no", "auth_code", "date", "time", "card_type", "pan_last4"]
+    assert list(events[1]["data"]) == ["approved", "result_code", "amount_minor", "pan", "card", "terminal_id",
+                                        "trace", "receipt_no", "auth_code", "date", "time", "card_type"]
+
+
+names = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ /.", min_size=6, max_size=26).filter(lambda n: len(n.strip()) >= 6)
+
+
+@given(name=names, expiry=st.from_regex(r"\A(0[1-9]|1[0-2])[2-4][0-9]\Z"), pan=pans, cut=st.integers(0, 300))
+def test_pax_expiry_and_cardholder_never_leave(name, expiry, pan, cut):
+    """payment.md section 2: expiry dates and cardholder names are withheld outright, not only from the result."""
+    cfg = T.resolve({"preset": "pax"})
+    account = b"\x1f".join([pan.encode(), b"0", expiry.encode(), b"", b"", b"", b"VISA", name.encode(), b"", b"", b"0"])
+    payload = b"\x1c".join([b"0", b"T01", b"1.35", b"000000", b"OK", b"00\x1fOK\x1fA1", b"01", b"100", account, b"7"])
+    out = decode({"preset": "pax"}, T.frame(cfg, payload), cut % (len(payload) + 3))
+    assert name.strip().encode() not in out
+    assert b"\x1f" + expiry.encode() + b"\x1f" not in out and b"\xa4" + expiry.encode() not in out
+    assert_no_pan_run(pan, out)
+    events = unpack_events(out)
+    assert events[0]["data"]["withheld"] == ["expiry", "cardholder"]
+    assert "expiry" not in events[1]["data"] and "cardholder" not in events[1]["data"]
 
 
 # ------------------------------------------------------------------------------------------------ settings

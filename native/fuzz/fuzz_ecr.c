@@ -29,39 +29,42 @@
 
 #define SETTINGS_BYTES 14
 
-#define ITEM_CONST(k, v) {k, sizeof(k) - 1, TW_ECR_ITEM_CONST, 0, 0, 0, v, sizeof(v) - 1}
-#define ITEM_FIELD(k, t, f) {k, sizeof(k) - 1, t, f, 0, 0, NULL, 0}
-#define ITEM_SLICE(k, t, a, b) {k, sizeof(k) - 1, t, 0, a, b, NULL, 0}
-#define ITEM_APPROVED_F(k, f, v) {k, sizeof(k) - 1, TW_ECR_ITEM_APPROVED, f, 0, 0, v, sizeof(v) - 1}
-#define ITEM_APPROVED_S(k, a, b, v) {k, sizeof(k) - 1, TW_ECR_ITEM_APPROVED, 0, a, b, v, sizeof(v) - 1}
+#define ITEM_CONST(k, v) {k, sizeof(k) - 1, TW_ECR_ITEM_CONST, 0, -1, 0, 0, v, sizeof(v) - 1}
+#define ITEM_FIELD(k, t, f, sub) {k, sizeof(k) - 1, t, f, sub, 0, 0, NULL, 0}
+#define ITEM_SLICE(k, t, a, b) {k, sizeof(k) - 1, t, 0, -1, a, b, NULL, 0}
+#define ITEM_APPROVED_F(k, f, v) {k, sizeof(k) - 1, TW_ECR_ITEM_APPROVED, f, -1, 0, 0, v, sizeof(v) - 1}
+#define ITEM_APPROVED_S(k, a, b, v) {k, sizeof(k) - 1, TW_ECR_ITEM_APPROVED, 0, -1, a, b, v, sizeof(v) - 1}
 
 static const tw_ecr_item code_request[] = {
     ITEM_CONST("protocol", "ecr"), ITEM_CONST("kind", "authorization"),
-    ITEM_FIELD("amount_minor", TW_ECR_ITEM_INT, 1), ITEM_FIELD("ticket", TW_ECR_ITEM_STR, 2),
-    ITEM_FIELD("currency", TW_ECR_ITEM_CURRENCY, 3),
+    ITEM_FIELD("amount_minor", TW_ECR_ITEM_INT, 1, -1), ITEM_FIELD("ticket", TW_ECR_ITEM_STR, 2, -1),
+    ITEM_FIELD("currency", TW_ECR_ITEM_CURRENCY, 3, 1), ITEM_FIELD("sub", TW_ECR_ITEM_STR, 2, 63),
 };
 static const tw_ecr_item code_result[] = {
-    ITEM_APPROVED_F("approved", 1, "0\0" "00\0"), ITEM_FIELD("result_code", TW_ECR_ITEM_STR, 1),
-    ITEM_FIELD("amount_minor", TW_ECR_ITEM_INT, 6), ITEM_FIELD("auth_code", TW_ECR_ITEM_STR, 5),
-    ITEM_FIELD("date", TW_ECR_ITEM_STR, 63),
+    ITEM_APPROVED_F("approved", 1, "0\0" "00\0"), ITEM_FIELD("result_code", TW_ECR_ITEM_STR, 1, -1),
+    ITEM_FIELD("amount_minor", TW_ECR_ITEM_INT, 6, 0), ITEM_FIELD("auth_code", TW_ECR_ITEM_STR, 5, 2),
+    ITEM_FIELD("pan", TW_ECR_ITEM_PAN, 4, 0), ITEM_FIELD("expiry", TW_ECR_ITEM_WITHHELD, 4, 1),
+    ITEM_FIELD("cardholder", TW_ECR_ITEM_WITHHELD, 4, 2), ITEM_FIELD("date", TW_ECR_ITEM_STR, 63, -1),
 };
 static const tw_ecr_message code_messages[] = {
-    {"0200", 4, 0, -1, 0, "payment.request", 15, code_request, sizeof(code_request) / sizeof(code_request[0])},
-    {"0210", 4, 0, -1, 0, "payment.result", 14, code_result, sizeof(code_result) / sizeof(code_result[0])},
-    {"", 0, 0, -1, 0, "payment.status", 14, code_request, 2},
+    {"0200", 4, 0, 0, 2, "01", 2, "payment.request", 15, code_request, sizeof(code_request) / sizeof(code_request[0])},
+    {"0210", 4, 1, 0, -1, NULL, 0, "payment.result", 14, code_result, sizeof(code_result) / sizeof(code_result[0])},
+    {"", 0, 0, 0, 3, "", 0, "payment.status", 14, code_request, 2},
 };
 static const tw_ecr_item length_request[] = {
     ITEM_CONST("protocol", "ecr"), ITEM_SLICE("amount_minor", TW_ECR_ITEM_INT, 2, 10),
     ITEM_SLICE("currency", TW_ECR_ITEM_CURRENCY, 13, 16), ITEM_SLICE("pos_number", TW_ECR_ITEM_STR, 0, 2),
+    ITEM_SLICE("pan", TW_ECR_ITEM_PAN, 16, 34), ITEM_SLICE("name", TW_ECR_ITEM_WITHHELD, 20, 30),
 };
 static const tw_ecr_item length_result[] = {
     ITEM_APPROVED_S("approved", 2, 3, "0\0"), ITEM_SLICE("result_code", TW_ECR_ITEM_STR, 2, 3),
     ITEM_SLICE("amount_minor", TW_ECR_ITEM_INT, 3, 11), ITEM_SLICE("private", TW_ECR_ITEM_STR, 15, 25),
 };
 static const tw_ecr_message length_messages[] = {
-    {NULL, 0, 34, 12, '0', "payment.request", 15, length_request, sizeof(length_request) / sizeof(length_request[0])},
-    {NULL, 0, 25, -1, 0, "payment.result", 14, length_result, sizeof(length_result) / sizeof(length_result[0])},
-    {NULL, 0, 5, -1, 0, "payment.result", 14, length_result, 2},
+    {NULL, 0, 0, 34, 12, "0", 1, "payment.request", 15, length_request,
+     sizeof(length_request) / sizeof(length_request[0])},
+    {NULL, 0, 0, 25, -1, NULL, 0, "payment.result", 14, length_result, sizeof(length_result) / sizeof(length_result[0])},
+    {NULL, 0, 0, 5, 0, "01234", 5, "payment.result", 14, length_result, 2},
 };
 
 static int opt(uint8_t b) { return b == 0xFF ? TW_ECR_NONE : b; }

@@ -9,7 +9,7 @@ from protocols.native_decoder import NativeDecoder, ffi, lib  # noqa: F401 - ffi
 
 _CHECKSUM = {"none": 0, "xor": 1, "sum": 2, "crc16-kermit": 3, "crc16-xmodem": 4}
 _MATCH = {None: 0, "code": 1, "length": 2}
-_ITEM = {"const": 0, "str": 1, "int": 2, "currency": 3, "approved": 4}
+_ITEM = {"const": 0, "str": 1, "int": 2, "currency": 3, "approved": 4, "pan": 5, "withheld": 6}
 NONE = -1
 
 _built: dict = {}  # cache key -> (config cdata, keep-alive list)
@@ -48,16 +48,21 @@ def build_config(cfg: T.Config):
     c.strict = cfg.strict
     c.dialect, c.dialect_len = _bytes(keep, cfg.dialect)
     c.match = _MATCH[cfg.match]
-    specs = list(cfg.messages.items())
+    specs = cfg.messages
     msgs = ffi.new("tw_ecr_message[]", max(len(specs), 1))
     keep.append(msgs)
-    for k, (match_key, spec) in enumerate(specs):
+    for k, spec in enumerate(specs):
         m = msgs[k]
         if cfg.match == "code":
-            m.code, m.code_len = _bytes(keep, match_key)
+            m.code, m.code_len = _bytes(keep, spec["code"])
+            m.code_field = spec["code_field"]
         else:
-            m.length = match_key
-        m.where_at, m.where_byte = spec["where"] if spec.get("where") else (-1, 0)
+            m.length = spec["length"]
+        if spec["where"] is not None:
+            m.where_at = spec["where"][0]
+            m.where, m.where_len = _bytes(keep, spec["where"][1])
+        else:
+            m.where_at = -1
         m.event, m.event_len = _bytes(keep, spec["event"])
         items = ffi.new("tw_ecr_item[]", max(len(spec["items"]), 1))
         keep.append(items)
@@ -66,10 +71,12 @@ def build_config(cfg: T.Config):
             it = items[i]
             it.key, it.key_len = _bytes(keep, name)
             it.type = _ITEM[kind]
-            if isinstance(source, int):
-                it.field = source
-            elif source is not None:
-                it.start, it.end = source
+            it.sub = -1
+            if source is not None:
+                if source[0] == "field":
+                    it.field, it.sub = source[1], source[2]
+                else:
+                    it.start, it.end = source[1], source[2]
             if kind == "const":
                 it.value, it.value_len = _bytes(keep, item[3])
             elif kind == "approved":

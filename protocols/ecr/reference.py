@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgpack
 
-from protocols.card import scrub, scrub_text
+from protocols.card import mask_pan, scrub, scrub_text
 from protocols.ecr import tables as T
 
 _pack = msgpack.Packer(use_bin_type=True).pack
@@ -31,35 +31,85 @@ def split_fields(cfg: T.Config, payload: bytes) -> list:
     return fields
 
 
-def semantic(cfg: T.Config, payload: bytes) -> tuple[dict | None, bool]:
-    """The semantic event of a payload under cfg's layout table (None when the message is not in it), and whether
-    a field failed its layout (bad_field)."""
+def _field_spans(cfg: T.Config, payload: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every field."""
+    spans, start = [], 0
+    while True:
+        k = payload.find(cfg.fs, start)
+        if k < 0:
+            spans.append((start, len(payload)))
+            return spans
+        spans.append((start, k))
+        start = k + 1
+
+
+def _source_span(cfg: T.Config, payload: bytes, spans, source) -> tuple[int, int] | None:
+    """The payload span [a, b) an item reads, or None when the message does not have it."""
+    kind, a, b = source
+    if kind == "slice":
+        return a, b
+    if a >= len(spans):
+        return None
+    start, end = spans[a]
+    if b < 0:
+        return start, end
+    # sub-field b of the field: split on us (a field without us is its own sub-field 0)
+    for _ in range(b):
+        k = payload.find(cfg.us, start, end) if cfg.us is not None else -1
+        if k < 0:
+            return None
+        start = k + 1
+    k = payload.find(cfg.us, start, end) if cfg.us is not None else -1
+    return start, (end if k < 0 else k)
+
+
+def find_layout(cfg: T.Config, payload: bytes):
+    """The first layout the payload matches, with the field spans (code layouts), or (None, None)."""
     if cfg.match == "code":
-        parts = payload.split(bytes([cfg.fs]))
-        spec = cfg.messages.get(parts[0].decode("latin-1"))
+        spans = _field_spans(cfg, payload)
+        text = [payload[a:b] for a, b in spans]
+        for spec in cfg.messages:
+            cf = spec["code_field"]
+            if cf >= len(text) or text[cf] != spec["code"].encode("latin-1"):
+                continue
+            where = spec["where"]
+            if where is not None and (where[0] >= len(text) or text[where[0]] != where[1].encode("latin-1")):
+                continue
+            return spec, spans
     elif cfg.match == "length":
-        parts = None
-        spec = cfg.messages.get(len(payload))
-        if spec is not None and spec["where"] is not None and payload[spec["where"][0]] != spec["where"][1]:
-            spec = None
-    else:
-        return None, False
+        for spec in cfg.messages:
+            if spec["length"] != len(payload):
+                continue
+            where = spec["where"]
+            if where is not None and payload[where[0]:where[0] + len(where[1])] != where[1].encode("latin-1"):
+                continue
+            return spec, None
+    return None, None
+
+
+def semantic(cfg: T.Config, payload: bytes) -> tuple[dict | None, bool, list, list]:
+    """For a payload under cfg's layout table: the semantic event (None when no layout matches), whether a field
+    failed its layout (bad_field), the withheld keys present and their payload spans."""
+    spec, spans = find_layout(cfg, payload)
     if spec is None:
-        return None, False
+        return None, False, [], []
     data: dict = {}
     bad = False
+    withheld, hidden = [], []
     for item in spec["items"]:
         key, source, kind = item[0], item[1], item[2]
         if kind == "const":
             data[key] = item[3]
             continue
-        if isinstance(source, int):
-            if source >= len(parts):
-                continue
-            raw = parts[source]
-        else:
-            raw = payload[source[0]:source[1]]
-        raw = raw.strip(b" ")
+        span = _source_span(cfg, payload, spans, source)
+        if span is None:
+            continue
+        a, b = span
+        while a < b and payload[a] == 0x20:
+            a += 1
+        while b > a and payload[b - 1] == 0x20:
+            b -= 1
+        raw = payload[a:b]
         if not raw:
             continue
         if kind == "str":
@@ -74,9 +124,14 @@ def semantic(cfg: T.Config, payload: bytes) -> tuple[dict | None, bool]:
                 data[key] = raw.decode("ascii")
             else:
                 bad = True
-        else:  # approved
+        elif kind == "approved":
             data[key] = raw.decode("latin-1") in item[3]
-    return {"type": spec["event"], "data": data}, bad
+        elif kind == "pan":
+            data[key] = mask_pan(raw.decode("latin-1"))
+        else:  # withheld
+            withheld.append(key)
+            hidden.append((a, b))
+    return {"type": spec["event"], "data": data}, bad, withheld, hidden
 
 
 class ReferenceEcrDecoder:
@@ -167,14 +222,21 @@ class ReferenceEcrDecoder:
             if got != expected:
                 self._out.append({"type": "link.checksum_error", "data": {"expected": expected, "got": got}})
                 return
-        event, bad = semantic(cfg, payload)
+        event, bad, withheld, hidden = semantic(cfg, payload)
         if bad:
             self._out.append(_error("bad_field", self._frame_off, bytes([cfg.stx])))
             if cfg.strict:
                 return
+        if hidden:
+            shown = bytearray(payload)
+            for a, b in hidden:
+                shown[a:b] = b"*" * (b - a)
+            payload = bytes(shown)
         data = {"dialect": cfg.dialect, "payload": scrub(payload)}
         if cfg.fs is not None:
             data["fields"] = split_fields(cfg, payload)
+        if withheld:
+            data["withheld"] = withheld
         self._out.append({"type": "ecr.frame", "data": data})
         if event is not None:
             self._out.append(event)

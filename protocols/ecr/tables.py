@@ -31,71 +31,111 @@ ERRORS = {
 }
 
 # ------------------------------------------------------------------------------------------------ layouts
-# A layout item: (key, source, type[, value]).
-#   source: an int = the field index (delimited dialects), a (start, end) tuple = a payload slice (fixed-width
-#   dialects), None = a constant.
+# A layout is one message shape: how a payload is recognised, which semantic event it gives, and its items.
+#   Recognised by code (delimited dialects): field `code_field` equals `code`; optionally field where[0] equals
+#   where[1]. By length (fixed-width dialects): the payload has `length` bytes; optionally the bytes at where[0]
+#   equal where[1]. Layouts are tried in order; the first that matches is taken.
+# An item: (key, source, type[, value]).
+#   source: F(i) field i, S(i, k) sub-field k of field i (split on `us`; a field without `us` is its own sub-field
+#   0), B(a, b) the payload bytes [a, b), None for a constant.
 #   type: "const" (value is the str), "str" (text, spaces stripped, scrubbed; omitted when empty),
 #   "int" (1..12 ASCII digits after stripping spaces; omitted when empty; anything else is bad_field),
 #   "currency" (exactly 3 ASCII digits; omitted when empty; anything else is bad_field),
-#   "approved" (bool: the stripped text is one of value, a tuple of str; omitted when empty).
+#   "approved" (bool: the stripped text is one of value, a tuple of str; omitted when empty),
+#   "pan" (a card number: stripped, then masked by protocols.card.mask_pan; omitted when empty),
+#   "withheld" (an expiry date, a cardholder name: never emitted; when present, its bytes become '*' in the
+#   frame's payload and fields and its key is listed under `withheld` in ecr.frame).
 
 
-def _msg(event: str, *items: tuple, where: tuple[int, int] | None = None) -> dict:
-    """A layout; `where` = (index, byte): fixed-width layouts may also require one payload byte to match."""
-    return {"event": event, "items": list(items), "where": where}
+def F(i: int) -> tuple:
+    return ("field", i, -1)
 
+
+def S(i: int, k: int) -> tuple:
+    return ("field", i, k)
+
+
+def B(a: int, b: int) -> tuple:
+    return ("slice", a, b)
+
+
+def _msg(event: str, *items: tuple, code: str | None = None, code_field: int = 0, length: int | None = None,
+         where: tuple | None = None) -> dict:
+    return {"event": event, "items": list(items), "code": code, "code_field": code_field, "length": length,
+            "where": where}
+
+
+PROTOCOL = ("protocol", None, "const", "ecr")
 
 # Transbank POS Integrado (Chile). Source: TransbankDevelopers/transbank-pos-sdk-nodejs src/PosIntegrado.js
 # (buildSaleCommand, saleResponse, refund), the official SDK of transbankdevelopers.cl/referencia/posintegrado.
 # Amounts are Chilean pesos (CLP, ISO 4217 exponent 0: the peso is the minor unit); the messages carry no currency.
 _TRANSBANK_APPROVED = ("0", "00")
-TRANSBANK_MESSAGES = {
+TRANSBANK_MESSAGES = [
     # 0200|amount|ticket||voucher flag|status flag
-    "0200": _msg("payment.request",
-                 ("protocol", None, "const", "ecr"), ("kind", None, "const", "authorization"),
-                 ("amount_minor", 1, "int"), ("ticket", 2, "str")),
+    _msg("payment.request", PROTOCOL, ("kind", None, "const", "authorization"),
+         ("amount_minor", F(1), "int"), ("ticket", F(2), "str"), code="0200"),
     # 0210|response code|commerce code|terminal id|ticket|auth code|amount|shares|shares amount|last 4 digits|
     #   operation number|card type|accounting date|account number|card brand|real date|real time|employee|tip|...
-    "0210": _msg("payment.result",
-                 ("approved", 1, "approved", _TRANSBANK_APPROVED), ("result_code", 1, "str"),
-                 ("amount_minor", 6, "int"), ("card", 14, "str"), ("terminal_id", 3, "str"),
-                 ("trace", 10, "str"), ("receipt_no", 4, "str"), ("auth_code", 5, "str"),
-                 ("date", 15, "str"), ("time", 16, "str"), ("card_type", 11, "str"),
-                 ("pan_last4", 9, "str")),
+    _msg("payment.result",
+         ("approved", F(1), "approved", _TRANSBANK_APPROVED), ("result_code", F(1), "str"),
+         ("amount_minor", F(6), "int"), ("pan", F(9), "pan"), ("card", F(14), "str"), ("terminal_id", F(3), "str"),
+         ("trace", F(10), "str"), ("receipt_no", F(4), "str"), ("auth_code", F(5), "str"),
+         ("date", F(15), "str"), ("time", F(16), "str"), ("card_type", F(11), "str"), code="0210"),
     # 1200|operation id|  (anulación: reverses an earlier sale by its operation number)
-    "1200": _msg("payment.request",
-                 ("protocol", None, "const", "ecr"), ("kind", None, "const", "reversal"),
-                 ("trace", 1, "str")),
+    _msg("payment.request", PROTOCOL, ("kind", None, "const", "reversal"), ("trace", F(1), "str"), code="1200"),
     # 1210|response code|commerce code|terminal id|auth code|operation id
-    "1210": _msg("payment.result",
-                 ("approved", 1, "approved", _TRANSBANK_APPROVED), ("result_code", 1, "str"),
-                 ("terminal_id", 3, "str"), ("trace", 5, "str"), ("auth_code", 4, "str")),
-}
+    _msg("payment.result",
+         ("approved", F(1), "approved", _TRANSBANK_APPROVED), ("result_code", F(1), "str"),
+         ("terminal_id", F(3), "str"), ("trace", F(5), "str"), ("auth_code", F(4), "str"), code="1210"),
+]
 
 # Ingenico Telium "Concert" protocol E+ (fixed-width ASCII). Sources: akretion/pypostelium pypostelium.py
 # (send_message: the 34-character request) and Ousret/pyTeliumManager telium/payment.py + constant.py (the 25- and
 # 80-character answers; result 0 = success, 7 = rejected, 9 = not verified; transaction type 0 debit, 1 credit).
 # Matched by payload length; a request only with transaction type 0 (a debit: both sources send it for a payment,
 # and the other values are named differently by the two).
-_CONCERT_REQUEST = _msg("payment.request",
-                        ("protocol", None, "const", "ecr"), ("kind", None, "const", "authorization"),
-                        ("amount_minor", (2, 10), "int"), ("currency", (13, 16), "currency"),
-                        ("pos_number", (0, 2), "str"), where=(12, ord("0")))
-CONCERT_MESSAGES = {
+CONCERT_MESSAGES = [
     # pos(2) amount(8) answer flag(1) payment mode(1) transaction type(1) currency(3) private(10) delay(4) auth(4)
-    34: _CONCERT_REQUEST,
+    _msg("payment.request", PROTOCOL, ("kind", None, "const", "authorization"),
+         ("amount_minor", B(2, 10), "int"), ("currency", B(13, 16), "currency"), ("pos_number", B(0, 2), "str"),
+         length=34, where=(12, "0")),
     # pos(2) result(1) amount(8) payment mode(1) currency(3) private(10)
-    25: _msg("payment.result",
-             ("approved", (2, 3), "approved", ("0",)), ("result_code", (2, 3), "str"),
-             ("amount_minor", (3, 11), "int"), ("currency", (12, 15), "currency"),
-             ("pos_number", (0, 2), "str"), ("private", (15, 25), "str")),
+    _msg("payment.result",
+         ("approved", B(2, 3), "approved", ("0",)), ("result_code", B(2, 3), "str"),
+         ("amount_minor", B(3, 11), "int"), ("currency", B(12, 15), "currency"),
+         ("pos_number", B(0, 2), "str"), ("private", B(15, 25), "str"), length=25),
     # pos(2) result(1) amount(8) payment mode(1) report(55) currency(3) private(10); the report (it may hold the card
     # number) is not taken: it reaches the output only scrubbed, inside the frame's payload
-    80: _msg("payment.result",
-             ("approved", (2, 3), "approved", ("0",)), ("result_code", (2, 3), "str"),
-             ("amount_minor", (3, 11), "int"), ("currency", (67, 70), "currency"),
-             ("pos_number", (0, 2), "str"), ("private", (70, 80), "str")),
-}
+    _msg("payment.result",
+         ("approved", B(2, 3), "approved", ("0",)), ("result_code", B(2, 3), "str"),
+         ("amount_minor", B(3, 11), "int"), ("currency", B(67, 70), "currency"),
+         ("pos_number", B(0, 2), "str"), ("private", B(70, 80), "str"), length=80),
+]
+
+# PAX POSLink (BroadPOS). Source: globalpayments/java-sdk, terminals/pax: TerminalUtilities.buildMessage (request =
+# command FS version FS body), PaxController.doTransaction (T00 body = transaction type FS amount group FS account
+# group FS trace group ...), AmountRequest (transaction amount is the first US sub-field; StringUtils.toNumeric:
+# digits only, i.e. cents), PaxTxnType (01 sale, 02 return, 03 auth, 04 post-auth, 16 void), PaxBaseResponse and
+# CreditResponse (response = status FS command FS version FS response code FS response text FS host group FS
+# transaction type FS amount group FS account group FS trace group ...; 000000 = OK), HostResponse (code, message,
+# auth code, host reference, trace number, batch), AmountResponse (approved amount first, cents: toAmount / 100),
+# AccountResponse (account number, entry mode, expiry date, ..., card type [6], cardholder [7]), TraceResponse
+# (transaction number, reference number, timestamp).
+_PAX_KINDS = (("01", "authorization"), ("02", "refund"), ("03", "preauth"), ("04", "completion"),
+              ("16", "reversal"))
+PAX_MESSAGES = [
+    _msg("payment.request", PROTOCOL, ("kind", None, "const", kind), ("amount_minor", S(3, 0), "int"),
+         ("reference", S(5, 0), "str"), code="T00", where=(2, value))
+    for value, kind in _PAX_KINDS
+] + [
+    _msg("payment.result",
+         ("approved", F(3), "approved", ("000000",)), ("result_code", F(3), "str"),
+         ("amount_minor", S(7, 0), "int"), ("pan", S(8, 0), "pan"), ("card", S(8, 6), "str"),
+         ("trace", S(9, 0), "str"), ("auth_code", S(5, 2), "str"), ("host_code", S(5, 0), "str"),
+         ("expiry", S(8, 2), "withheld"), ("cardholder", S(8, 7), "withheld"),
+         code="T01", code_field=1),
+]
 
 # ------------------------------------------------------------------------------------------------ presets
 # Each preset: its settings (any may be overridden) and, for the dialects whose layouts are verified, the
@@ -126,16 +166,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "seed": 0x7F, "fs": None, "us": None, "ack": 0x06, "nak": 0x15, "enq": None, "eot": None,
                      "max_frame": 4096},
         "match": None,
-        "messages": {},
+        "messages": [],
     },
     "pax": {
         "source": "PAX POSLink / BroadPOS serial framing: FS 0x1C, US 0x1F, XOR from the byte after STX through "
-                  "ETX; ACK/NAK/EOT (research/payment.md section 3)",
+                  "ETX (globalpayments/java-sdk TerminalUtilities.calculateLRC); ACK/NAK/EOT",
         "settings": {"stx": 0x02, "etx": 0x03, "checksum": "xor", "include_stx": False, "include_etx": True,
                      "seed": 0, "fs": 0x1C, "us": 0x1F, "ack": 0x06, "nak": 0x15, "enq": None, "eot": 0x04,
                      "max_frame": 8192},
-        "match": None,
-        "messages": {},
+        "match": "code",
+        "messages": PAX_MESSAGES,
     },
 }
 
@@ -174,7 +214,7 @@ class Config:
     max_frame: int
     strict: bool
     match: str | None = None
-    messages: dict = field(default_factory=dict, compare=False, hash=False)
+    messages: list = field(default_factory=list, compare=False, hash=False)
 
     @property
     def width(self) -> int:
@@ -232,7 +272,7 @@ def resolve(options: dict[str, Any]) -> Config:
         raise ValueError(f"unknown ecr option(s) {', '.join(unknown)}; the options are: {', '.join(OPTIONS)}")
     preset_name = options.get("preset")
     settings = dict(DEFAULTS)
-    match, messages, dialect = None, {}, "custom"
+    match, messages, dialect = None, [], "custom"
     if preset_name is not None:
         if not isinstance(preset_name, str) or preset_name.strip().lower() not in PRESETS:
             raise ValueError(f"ecr preset {preset_name!r} is unknown; the presets are: {', '.join(sorted(PRESETS))}")
@@ -297,7 +337,7 @@ def resolve(options: dict[str, Any]) -> Config:
     if fs is not None and fs == us:
         raise ValueError(f"ecr options fs and us must differ (both are 0x{fs:02X})")
     if match == "code" and fs is None:
-        match, messages = None, {}  # a layout by field needs the field separator
+        match, messages = None, []  # a layout by field needs the field separator
     return Config(dialect=dialect, stx=stx, etx=etx, checksum=checksum, byte_order=byte_order,
                   include_stx=include_stx, include_etx=include_etx, seed=seed, fs=fs, us=us, ack=opt["ack"],
                   nak=opt["nak"], enq=opt["enq"], eot=opt["eot"], max_frame=max_frame, strict=strict, match=match,
