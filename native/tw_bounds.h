@@ -38,4 +38,20 @@
  * nesting. A constructed object at level 8 is tlv_too_deep. */
 #define TW_MAX_ZVT_TLV_DEPTH 8
 
+/* Generic ECR links (docs/protocols/ecr.md section 2). max_frame, the payload bytes of one frame, is a setting
+ * (presets: 512 for Concert, whose spec allows 512 data bytes, 4096-8192 for the others); this is its largest
+ * value: 64 KiB is far beyond any ECR message (a Transbank response with its voucher is a few KiB) and bounds the
+ * one buffer a decoder allocates. A longer frame is abandoned (frame_over_limit). */
+#define TW_MAX_ECR_FRAME 65536
+/* Layout tables handed to the ECR decoder: messages per dialect, items per message, the highest field index an
+ * item reads, the length of a key, event type, code or dialect name, and of a constant value. Generous for the
+ * presets (4 messages, 12 items, field 16), small enough to keep the per-frame work bounded. */
+#define TW_ECR_MAX_MESSAGES 64
+#define TW_ECR_MAX_ITEMS 32
+#define TW_ECR_MAX_FIELD_INDEX 63
+#define TW_ECR_MAX_NAME 64
+#define TW_ECR_MAX_VALUE 255
+/* Digits of an integer a layout converts (amounts): 12 keeps every PAN (13 digits or more) out of integers. */
+#define TW_ECR_MAX_INT_DIGITS 12
+
 #endif

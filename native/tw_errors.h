@@ -51,7 +51,11 @@
     X(TW_ERR_BAD_TLV, "bad_tlv",                                                                               \
       "A TLV object whose tag or length is malformed or runs past the end of its container.")                 \
     X(TW_ERR_TLV_TOO_DEEP, "tlv_too_deep", "TLV objects nested deeper than the decoder's limit.")               \
-    X(TW_ERR_MISSING_FIELD, "missing_field", "An APDU without a field its command requires.")
+    X(TW_ERR_MISSING_FIELD, "missing_field", "An APDU without a field its command requires.")                  \
+    /* generic STX/ETX ECR link (docs/protocols/ecr.md, section 6; unexpected_byte, frame_restarted and truncated   \
+     * above are shared) */                                                                                    \
+    X(TW_ERR_FRAME_OVER_LIMIT, "frame_over_limit", "A frame longer than the decoder's configured frame limit.")   \
+    X(TW_ERR_BAD_FIELD, "bad_field", "A message field that does not hold what its layout requires.")
 
 enum tw_error {
     TW_OK = 0,

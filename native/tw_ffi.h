@@ -17,6 +17,7 @@
 #include "tw_errors.h"
 #include "tw_msgpack.h"
 #include "zvt_link.h"
+#include "ecr.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -100,5 +101,60 @@ tw_zvt_link *tw_zvt_link_new(int framing, int strict);
 void tw_zvt_link_free(tw_zvt_link *d);
 int tw_zvt_link_feed(tw_zvt_link *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_zvt_link_close(tw_zvt_link *d, tw_out *out);
+
+/* ---- generic STX/ETX ECR link (ecr.h); TW_ECR_NONE = -1 marks an absent optional byte */
+#ifndef TW_ECR_TYPES_DEFINED
+#define TW_ECR_TYPES_DEFINED
+typedef struct tw_ecr tw_ecr;
+
+typedef struct tw_ecr_item {
+    const char *key;
+    uint32_t key_len;
+    int type;
+    int32_t field;
+    int32_t sub;
+    uint32_t start;
+    uint32_t end;
+    const char *value;
+    uint32_t value_len;
+} tw_ecr_item;
+
+typedef struct tw_ecr_message {
+    const char *code;
+    uint32_t code_len;
+    int32_t code_field;
+    uint32_t length;
+    int32_t where_at;
+    const char *where;
+    uint32_t where_len;
+    const char *event;
+    uint32_t event_len;
+    const tw_ecr_item *items;
+    uint32_t n_items;
+} tw_ecr_message;
+
+typedef struct tw_ecr_config {
+    int stx, etx;
+    int checksum;
+    int crc_big_endian;
+    int include_stx, include_etx;
+    uint32_t seed;
+    int fs, us;
+    int ack, nak, enq, eot;
+    uint32_t max_frame;
+    int strict;
+    const char *dialect;
+    uint32_t dialect_len;
+    int match;
+    const tw_ecr_message *messages;
+    uint32_t n_messages;
+} tw_ecr_config;
+#endif
+
+int tw_ecr_check_config(const tw_ecr_config *cfg);
+tw_ecr *tw_ecr_new(const tw_ecr_config *cfg);
+void tw_ecr_free(tw_ecr *d);
+int tw_ecr_feed(tw_ecr *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_ecr_close(tw_ecr *d, tw_out *out);
 
 #endif

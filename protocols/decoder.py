@@ -38,12 +38,19 @@ def _zvt_factory(framing: str):
     return factory
 
 
+def _ecr_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import ecr
+
+    return ecr.make_backend(backend, direction, **options)
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "escpos": _escpos_factory,
     "zvt-serial": _zvt_factory("serial"),
     "zvt-tcp": _zvt_factory("tcp"),
+    "ecr": _ecr_factory,
 }
 
 DIRECTIONS = ("to_device", "from_device")
