@@ -82,7 +82,7 @@ def test_semantic_keys_follow_the_layout_order():
     cfg = T.resolve({"preset": "transbank"})
     rsp = b"0210|00|1|T1|R1|A1|99|||4242|7|DB|0|0|MC|010126|101010|0|0|"
     events = unpack_events(decode({"preset": "transbank"}, T.frame(cfg, rsp)))
-    assert list(events[1]["data"]) == ["approved", "result_code", "amount_minor", "pan", "card", "terminal_id",
+    assert list(events[1]["data"]) == ["approved", "result_code", "amount_minor", "currency", "pan", "card", "terminal_id",
                                         "trace", "receipt_no", "auth_code", "date", "time", "card_type"]
 
 

@@ -69,17 +69,19 @@ PROTOCOL = ("protocol", None, "const", "ecr")
 
 # Transbank POS Integrado (Chile). Source: TransbankDevelopers/transbank-pos-sdk-nodejs src/PosIntegrado.js
 # (buildSaleCommand, saleResponse, refund), the official SDK of transbankdevelopers.cl/referencia/posintegrado.
-# Amounts are Chilean pesos (CLP, ISO 4217 exponent 0: the peso is the minor unit); the messages carry no currency.
+# Amounts are Chilean pesos (CLP, ISO 4217 exponent 0: the peso is the minor unit); the messages carry no currency,
+# so the layouts state it (the POS Integrado terminal only works in pesos).
+CLP = ("currency", None, "const", "152")
 _TRANSBANK_APPROVED = ("0", "00")
 TRANSBANK_MESSAGES = [
     # 0200|amount|ticket||voucher flag|status flag
     _msg("payment.request", PROTOCOL, ("kind", None, "const", "authorization"),
-         ("amount_minor", F(1), "int"), ("ticket", F(2), "str"), code="0200"),
+         ("amount_minor", F(1), "int"), CLP, ("ticket", F(2), "str"), code="0200"),
     # 0210|response code|commerce code|terminal id|ticket|auth code|amount|shares|shares amount|last 4 digits|
     #   operation number|card type|accounting date|account number|card brand|real date|real time|employee|tip|...
     _msg("payment.result",
          ("approved", F(1), "approved", _TRANSBANK_APPROVED), ("result_code", F(1), "str"),
-         ("amount_minor", F(6), "int"), ("pan", F(9), "pan"), ("card", F(14), "str"), ("terminal_id", F(3), "str"),
+         ("amount_minor", F(6), "int"), CLP, ("pan", F(9), "pan"), ("card", F(14), "str"), ("terminal_id", F(3), "str"),
          ("trace", F(10), "str"), ("receipt_no", F(4), "str"), ("auth_code", F(5), "str"),
          ("date", F(15), "str"), ("time", F(16), "str"), ("card_type", F(11), "str"), code="0210"),
     # 1200|operation id|  (anulación: reverses an earlier sale by its operation number)
