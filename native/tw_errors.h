@@ -40,7 +40,19 @@
     X(TW_ERR_FRAME_RESTARTED, "frame_restarted", "A new frame started before the previous one ended.")          \
     X(TW_ERR_FRAME_TOO_LONG, "frame_too_long", "A frame longer than the largest APDU.")                         \
     X(TW_ERR_SHORT_APDU, "short_apdu", "An APDU too short to hold its header.")                                 \
-    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.")
+    X(TW_ERR_APDU_LENGTH_MISMATCH, "apdu_length_mismatch", "An APDU whose length field disagrees with its data.") \
+    /* length framing and ISO 8583 (docs/protocols/iso8583.md, section 6; "truncated" above is shared) */        \
+    X(TW_ERR_BAD_LENGTH_PREFIX, "bad_length_prefix", "A length prefix that is not a valid length in its framing.") \
+    X(TW_ERR_LENGTH_TOO_LARGE, "length_too_large", "A length prefix above the decoder's frame limit.")           \
+    X(TW_ERR_BAD_MTI, "bad_mti", "A message type indicator that is not four decimal digits.")                   \
+    X(TW_ERR_BAD_BITMAP, "bad_bitmap", "A bitmap that is cut off or not valid in its encoding.")                \
+    X(TW_ERR_UNKNOWN_FIELD, "unknown_field", "A bitmap bit set for a field the spec does not define.")          \
+    X(TW_ERR_BAD_FIELD_LENGTH, "bad_field_length",                                                             \
+      "A field length prefix that is cut off, not a number, or above the field's maximum.")                   \
+    X(TW_ERR_FIELD_TRUNCATED, "field_truncated", "A field whose data is shorter than its length.")              \
+    X(TW_ERR_BAD_FIELD_DATA, "bad_field_data", "A field whose data is not valid in its encoding.")              \
+    X(TW_ERR_BAD_TLV, "bad_tlv", "A TLV field that is not valid BER-TLV.")                                     \
+    X(TW_ERR_EXTRA_DATA, "extra_data", "Bytes left after the last field of a message.")
 
 enum tw_error {
     TW_OK = 0,

@@ -38,12 +38,26 @@ def _zvt_factory(framing: str):
     return factory
 
 
+def _iso8583_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import iso8583
+
+    return iso8583.make_iso8583(backend, direction, **options)
+
+
+def _lenframe_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import iso8583
+
+    return iso8583.make_lenframe(backend, direction, **options)
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "escpos": _escpos_factory,
     "zvt-serial": _zvt_factory("serial"),
     "zvt-tcp": _zvt_factory("tcp"),
+    "iso8583": _iso8583_factory,
+    "lenframe": _lenframe_factory,
 }
 
 DIRECTIONS = ("to_device", "from_device")
