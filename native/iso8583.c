@@ -39,6 +39,8 @@ struct slot {
     const uint8_t *data; /* the field's bytes (for hex fields: the decoded bytes in `hexbuf`) */
     uint32_t n;          /* bytes at data */
     uint16_t length;     /* the declared length (digits for TW_ISO_DIGITS) */
+    uint16_t tlv_top;    /* TLV fields: entries of the top level that are written */
+    uint16_t tlv_held;   /* TLV fields: withheld tags in the whole field */
     uint8_t num;
     uint8_t state;
 };
@@ -68,21 +70,42 @@ struct tw_iso8583 {
     size_t hexlen;
     uint8_t text[MAX_TEXT]; /* a field as Latin-1 characters */
     uint8_t pan[MAX_TEXT];  /* the masked PAN of payment.result */
+    uint64_t tag_keys[TW_MAX_ISO_FIELD / 2 + 1]; /* tlv_check's scratch */
     size_t pan_len;
 };
 
-/* the keys "2" .. "128" */
 static const char *const digits3 = "0123456789";
+
+/* the msgpack str "n" of a field number n (1..128): fixstr header + up to 3 digits, padded to 4 bytes */
+static const uint8_t num_keys[129][4] = {
+    {0, 0, 0, 0}, {0xa1, 0x31, 0x00, 0x00}, {0xa1, 0x32, 0x00, 0x00}, {0xa1, 0x33, 0x00, 0x00}, {0xa1, 0x34, 0x00, 0x00}, {0xa1, 0x35, 0x00, 0x00},
+    {0xa1, 0x36, 0x00, 0x00}, {0xa1, 0x37, 0x00, 0x00}, {0xa1, 0x38, 0x00, 0x00}, {0xa1, 0x39, 0x00, 0x00}, {0xa2, 0x31, 0x30, 0x00}, {0xa2, 0x31, 0x31, 0x00},
+    {0xa2, 0x31, 0x32, 0x00}, {0xa2, 0x31, 0x33, 0x00}, {0xa2, 0x31, 0x34, 0x00}, {0xa2, 0x31, 0x35, 0x00}, {0xa2, 0x31, 0x36, 0x00}, {0xa2, 0x31, 0x37, 0x00},
+    {0xa2, 0x31, 0x38, 0x00}, {0xa2, 0x31, 0x39, 0x00}, {0xa2, 0x32, 0x30, 0x00}, {0xa2, 0x32, 0x31, 0x00}, {0xa2, 0x32, 0x32, 0x00}, {0xa2, 0x32, 0x33, 0x00},
+    {0xa2, 0x32, 0x34, 0x00}, {0xa2, 0x32, 0x35, 0x00}, {0xa2, 0x32, 0x36, 0x00}, {0xa2, 0x32, 0x37, 0x00}, {0xa2, 0x32, 0x38, 0x00}, {0xa2, 0x32, 0x39, 0x00},
+    {0xa2, 0x33, 0x30, 0x00}, {0xa2, 0x33, 0x31, 0x00}, {0xa2, 0x33, 0x32, 0x00}, {0xa2, 0x33, 0x33, 0x00}, {0xa2, 0x33, 0x34, 0x00}, {0xa2, 0x33, 0x35, 0x00},
+    {0xa2, 0x33, 0x36, 0x00}, {0xa2, 0x33, 0x37, 0x00}, {0xa2, 0x33, 0x38, 0x00}, {0xa2, 0x33, 0x39, 0x00}, {0xa2, 0x34, 0x30, 0x00}, {0xa2, 0x34, 0x31, 0x00},
+    {0xa2, 0x34, 0x32, 0x00}, {0xa2, 0x34, 0x33, 0x00}, {0xa2, 0x34, 0x34, 0x00}, {0xa2, 0x34, 0x35, 0x00}, {0xa2, 0x34, 0x36, 0x00}, {0xa2, 0x34, 0x37, 0x00},
+    {0xa2, 0x34, 0x38, 0x00}, {0xa2, 0x34, 0x39, 0x00}, {0xa2, 0x35, 0x30, 0x00}, {0xa2, 0x35, 0x31, 0x00}, {0xa2, 0x35, 0x32, 0x00}, {0xa2, 0x35, 0x33, 0x00},
+    {0xa2, 0x35, 0x34, 0x00}, {0xa2, 0x35, 0x35, 0x00}, {0xa2, 0x35, 0x36, 0x00}, {0xa2, 0x35, 0x37, 0x00}, {0xa2, 0x35, 0x38, 0x00}, {0xa2, 0x35, 0x39, 0x00},
+    {0xa2, 0x36, 0x30, 0x00}, {0xa2, 0x36, 0x31, 0x00}, {0xa2, 0x36, 0x32, 0x00}, {0xa2, 0x36, 0x33, 0x00}, {0xa2, 0x36, 0x34, 0x00}, {0xa2, 0x36, 0x35, 0x00},
+    {0xa2, 0x36, 0x36, 0x00}, {0xa2, 0x36, 0x37, 0x00}, {0xa2, 0x36, 0x38, 0x00}, {0xa2, 0x36, 0x39, 0x00}, {0xa2, 0x37, 0x30, 0x00}, {0xa2, 0x37, 0x31, 0x00},
+    {0xa2, 0x37, 0x32, 0x00}, {0xa2, 0x37, 0x33, 0x00}, {0xa2, 0x37, 0x34, 0x00}, {0xa2, 0x37, 0x35, 0x00}, {0xa2, 0x37, 0x36, 0x00}, {0xa2, 0x37, 0x37, 0x00},
+    {0xa2, 0x37, 0x38, 0x00}, {0xa2, 0x37, 0x39, 0x00}, {0xa2, 0x38, 0x30, 0x00}, {0xa2, 0x38, 0x31, 0x00}, {0xa2, 0x38, 0x32, 0x00}, {0xa2, 0x38, 0x33, 0x00},
+    {0xa2, 0x38, 0x34, 0x00}, {0xa2, 0x38, 0x35, 0x00}, {0xa2, 0x38, 0x36, 0x00}, {0xa2, 0x38, 0x37, 0x00}, {0xa2, 0x38, 0x38, 0x00}, {0xa2, 0x38, 0x39, 0x00},
+    {0xa2, 0x39, 0x30, 0x00}, {0xa2, 0x39, 0x31, 0x00}, {0xa2, 0x39, 0x32, 0x00}, {0xa2, 0x39, 0x33, 0x00}, {0xa2, 0x39, 0x34, 0x00}, {0xa2, 0x39, 0x35, 0x00},
+    {0xa2, 0x39, 0x36, 0x00}, {0xa2, 0x39, 0x37, 0x00}, {0xa2, 0x39, 0x38, 0x00}, {0xa2, 0x39, 0x39, 0x00}, {0xa3, 0x31, 0x30, 0x30}, {0xa3, 0x31, 0x30, 0x31},
+    {0xa3, 0x31, 0x30, 0x32}, {0xa3, 0x31, 0x30, 0x33}, {0xa3, 0x31, 0x30, 0x34}, {0xa3, 0x31, 0x30, 0x35}, {0xa3, 0x31, 0x30, 0x36}, {0xa3, 0x31, 0x30, 0x37},
+    {0xa3, 0x31, 0x30, 0x38}, {0xa3, 0x31, 0x30, 0x39}, {0xa3, 0x31, 0x31, 0x30}, {0xa3, 0x31, 0x31, 0x31}, {0xa3, 0x31, 0x31, 0x32}, {0xa3, 0x31, 0x31, 0x33},
+    {0xa3, 0x31, 0x31, 0x34}, {0xa3, 0x31, 0x31, 0x35}, {0xa3, 0x31, 0x31, 0x36}, {0xa3, 0x31, 0x31, 0x37}, {0xa3, 0x31, 0x31, 0x38}, {0xa3, 0x31, 0x31, 0x39},
+    {0xa3, 0x31, 0x32, 0x30}, {0xa3, 0x31, 0x32, 0x31}, {0xa3, 0x31, 0x32, 0x32}, {0xa3, 0x31, 0x32, 0x33}, {0xa3, 0x31, 0x32, 0x34}, {0xa3, 0x31, 0x32, 0x35},
+    {0xa3, 0x31, 0x32, 0x36}, {0xa3, 0x31, 0x32, 0x37}, {0xa3, 0x31, 0x32, 0x38},
+};
+
 static uint8_t *put_num_key(uint8_t *p, unsigned n)
 {
-    char k[3];
-    unsigned len = 0;
-    if (n >= 100)
-        k[len++] = digits3[n / 100];
-    if (n >= 10)
-        k[len++] = digits3[(n / 10) % 10];
-    k[len++] = digits3[n % 10];
-    return tw_mpw_str(p, k, len);
+    memcpy(p, num_keys[n], 4); /* the room reserved always covers 4 bytes */
+    return p + 1 + (num_keys[n][0] & 0x1f);
 }
 
 static const char HEXU[] = "0123456789ABCDEF";
@@ -258,30 +281,6 @@ static int tlv_next(const uint8_t *p, size_t n, struct tlv *t)
     return 0;
 }
 
-/* 0 when p[0..n) is a valid TLV level at `depth` (1 = the field): structure, depth, no repeated tag. */
-static int tlv_check(const uint8_t *p, size_t n, int depth)
-{
-    size_t pos = 0;
-    while (pos < n) {
-        struct tlv t, u;
-        size_t q = 0;
-        if (tlv_next(p + pos, n - pos, &t) != 0)
-            return -1;
-        while (q < pos) { /* a tag repeated at this level */
-            tlv_next(p + q, n - q, &u);
-            if (u.tag_len == t.tag_len && memcmp(u.tag, t.tag, t.tag_len) == 0)
-                return -1;
-            q += u.size;
-        }
-        if (t.tag[0] & 0x20) {
-            if (depth == TW_MAX_ISO_TLV_DEPTH || tlv_check(t.value, t.len, depth + 1) != 0)
-                return -1;
-        }
-        pos += t.size;
-    }
-    return 0;
-}
-
 enum tlv_rule { R_PLAIN, R_PAN, R_TRACK2, R_TRACK1, R_WITHHELD };
 
 static enum tlv_rule tlv_rule(const struct tlv *t)
@@ -317,6 +316,55 @@ static enum tlv_rule tlv_rule(const struct tlv *t)
         }
     }
     return R_PLAIN;
+}
+
+/* A tag as one number: its bytes big-endian, its length above them (tags are at most 4 bytes). */
+static uint64_t tag_key(const struct tlv *t)
+{
+    uint64_t k = t->tag_len;
+    unsigned i;
+    for (i = 0; i < t->tag_len; i++)
+        k = k << 8 | t->tag[i];
+    return k;
+}
+
+/* 0 when p[0..n) is a valid TLV level at `depth` (1 = the field): structure, depth, no repeated tag. The level's
+ * tag keys go to keys[0..), which has room for one per two bytes of the field (an element takes at least two).
+ * Also counts the entries the level writes (*top, when asked) and adds the withheld tags of the whole subtree to
+ * *withheld. */
+static int tlv_check(const uint8_t *p, size_t n, int depth, uint64_t *keys, uint32_t *top, uint32_t *withheld)
+{
+    size_t pos = 0, k = 0, i;
+    uint32_t held = 0;
+    int nested = 0;
+    struct tlv t;
+    while (pos < n) {
+        uint64_t key;
+        if (tlv_next(p + pos, n - pos, &t) != 0)
+            return -1;
+        key = tag_key(&t);
+        for (i = 0; i < k; i++)
+            if (keys[i] == key)
+                return -1;
+        keys[k++] = key;
+        pos += t.size;
+        if (t.tag[0] & 0x20)
+            nested = 1;
+        else if (tlv_rule(&t) == R_WITHHELD)
+            held++;
+    }
+    if (top)
+        *top = (uint32_t)k - held;
+    *withheld += held;
+    if (!nested)
+        return 0;
+    for (pos = 0; pos < n; pos += t.size) { /* then the constructed elements, each a level of its own */
+        tlv_next(p + pos, n - pos, &t);
+        if ((t.tag[0] & 0x20) &&
+            (depth == TW_MAX_ISO_TLV_DEPTH || tlv_check(t.value, t.len, depth + 1, keys + k, NULL, withheld) != 0))
+            return -1;
+    }
+    return 0;
 }
 
 static uint8_t *put_tag_key(uint8_t *p, const struct tlv *t)
@@ -355,7 +403,7 @@ static uint8_t *put_latin1(uint8_t *p, const uint8_t *s, size_t n, int scrub)
             }
         }
     }
-    if (scrub)
+    if (scrub && n >= TW_PAN_MIN_DIGITS)
         tw_card_scrub(start, (size_t)(p - start));
     return p;
 }
@@ -443,12 +491,13 @@ static uint32_t tlv_count(const uint8_t *p, size_t n)
     return c;
 }
 
-static uint8_t *put_tlv(tw_iso8583 *d, uint8_t *p, const uint8_t *v, size_t n)
+/* the TLV level v[0..n) as a map of `count` entries */
+static uint8_t *put_tlv(uint8_t *p, const uint8_t *v, size_t n, uint32_t count)
 {
     size_t pos = 0;
     struct tlv t;
     uint8_t tmp[22];
-    p = tw_mpw_map(p, tlv_count(v, n));
+    p = tw_mpw_map(p, count);
     while (pos < n) {
         enum tlv_rule r;
         tlv_next(v + pos, n - pos, &t);
@@ -458,7 +507,7 @@ static uint8_t *put_tlv(tw_iso8583 *d, uint8_t *p, const uint8_t *v, size_t n)
             continue;
         p = put_tag_key(p, &t);
         if (t.tag[0] & 0x20) {
-            p = put_tlv(d, p, t.value, t.len);
+            p = put_tlv(p, t.value, t.len, tlv_count(t.value, t.len));
         } else if (r == R_PLAIN) {
             uint8_t *start;
             p = tw_mpw_bin_header(p, t.len);
@@ -466,7 +515,8 @@ static uint8_t *put_tlv(tw_iso8583 *d, uint8_t *p, const uint8_t *v, size_t n)
             if (t.len)
                 memcpy(p, t.value, t.len);
             p += t.len;
-            tw_card_scrub(start, t.len);
+            if (t.len >= TW_PAN_MIN_DIGITS)
+                tw_card_scrub(start, t.len);
         } else if (r == R_TRACK1) {
             p = put_track(p, t.value, t.len, 1);
         } else {
@@ -487,7 +537,6 @@ static uint8_t *put_tlv(tw_iso8583 *d, uint8_t *p, const uint8_t *v, size_t n)
             }
         }
     }
-    (void)d;
     return p;
 }
 
@@ -528,7 +577,8 @@ static size_t slot_text_scrubbed(tw_iso8583 *d, const struct slot *s)
     size_t n = slot_text(d, s, &t);
     if (t != d->text)
         memcpy(d->text, t, n);
-    tw_card_scrub(d->text, n);
+    if (n >= TW_PAN_MIN_DIGITS)
+        tw_card_scrub(d->text, n);
     return n;
 }
 
@@ -540,13 +590,14 @@ static uint8_t *put_value(tw_iso8583 *d, uint8_t *p, const struct slot *s)
     if (f->data == TW_ISO_BINARY || f->data == TW_ISO_HEX) {
         uint8_t *start;
         if (f->flags & TW_ISO_TLV)
-            return put_tlv(d, p, s->data, s->n);
+            return put_tlv(p, s->data, s->n, s->tlv_top);
         p = tw_mpw_bin_header(p, s->n);
         start = p;
         if (s->n)
             memcpy(p, s->data, s->n);
         p += s->n;
-        tw_card_scrub(start, s->n);
+        if (s->n >= TW_PAN_MIN_DIGITS)
+            tw_card_scrub(start, s->n);
         return p;
     }
     n = slot_text(d, s, &t);
@@ -608,15 +659,18 @@ static uint32_t withheld(tw_iso8583 *d, uint8_t **pp)
             c++;
             if (pp)
                 *pp = put_num_key(*pp, s->num);
-        } else if (s->state == S_EMIT && (d->fields[s->num].flags & TW_ISO_TLV)) {
+        } else if (s->state == S_EMIT && (d->fields[s->num].flags & TW_ISO_TLV) && s->tlv_held) {
             size_t k = 0;
             unsigned num = s->num;
+            c += s->tlv_held;
+            if (!pp)
+                continue;
             if (num >= 100)
                 path[k++] = digits3[num / 100];
             if (num >= 10)
                 path[k++] = digits3[(num / 10) % 10];
             path[k++] = digits3[num % 10];
-            c += tlv_withheld(s->data, s->n, pp, path, k);
+            tlv_withheld(s->data, s->n, pp, path, k);
         }
     }
     return c;
@@ -1130,9 +1184,15 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
                 s->n = wire / 2;
                 d->hexlen += wire / 2;
             }
-            if ((f->flags & TW_ISO_TLV) && tlv_check(s->data, s->n, 1) != 0) {
-                field_error(d, TW_ERR_BAD_TLV, num);
-                s->state = S_DROPPED;
+            if (f->flags & TW_ISO_TLV) {
+                uint32_t top = 0, held = 0;
+                if (tlv_check(s->data, s->n, 1, d->tag_keys, &top, &held) != 0) {
+                    field_error(d, TW_ERR_BAD_TLV, num);
+                    s->state = S_DROPPED;
+                } else {
+                    s->tlv_top = (uint16_t)top;
+                    s->tlv_held = (uint16_t)held;
+                }
             }
         }
     }
