@@ -18,7 +18,10 @@ from protocols.iso8583 import tables as T  # noqa: E402
 from protocols.iso8583.native import NativeIso8583Decoder, NativeLenframeDecoder  # noqa: E402
 from protocols.iso8583.reference import ReferenceIso8583Decoder, ReferenceLenframeDecoder  # noqa: E402
 
-SPECS = ["iso87-binary", "iso87-ascii", "iso87-bcd"]
+import os  # noqa: E402
+
+SPECS = ["iso87-binary", "iso87-ascii", "iso87-bcd",
+         os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors", "iso8583", "ebcdic.json")]
 FRAMINGS = list(T.FRAMINGS)
 u8 = st.integers(0, 255)
 
