@@ -131,7 +131,8 @@ static int reserve(tw_lenframe *f, size_t n)
 
 static void set_error(tw_lenframe *f, tw_lf_result *r, int code, uint64_t off, const uint8_t *raw, unsigned n)
 {
-    memcpy(f->raw, raw, n);
+    if (n)
+        memcpy(f->raw, raw, n);
     f->raw_len = n;
     r->kind = TW_LF_ERROR;
     r->code = code;
