@@ -380,19 +380,22 @@ static uint8_t *put_tag_key(uint8_t *p, const struct tlv *t)
 
 /* ------------------------------------------------------------------------------------------ card data */
 
-/* Latin-1 characters as a msgpack str (UTF-8), scrubbed when asked */
+/* Latin-1 characters as a msgpack str (UTF-8), scrubbed when asked. ASCII (the common case) is copied in one
+ * pass; a byte >= 0x80 sends the copy through the slow path, which writes two UTF-8 bytes for it. */
 static uint8_t *put_latin1(uint8_t *p, const uint8_t *s, size_t n, int scrub)
 {
     size_t extra = 0, i;
-    uint8_t *start;
-    for (i = 0; i < n; i++)
-        extra += s[i] >> 7;
-    p = tw_mpw_str_header(p, n + extra);
-    start = p;
-    if (!extra) {
-        memcpy(p, s, n);
-        p += n;
-    } else {
+    uint8_t *start, high = 0;
+    start = tw_mpw_str_header(p, n);
+    for (i = 0; i < n; i++) {
+        start[i] = s[i];
+        high |= s[i];
+    }
+    if (high & 0x80) {
+        for (i = 0; i < n; i++)
+            extra += s[i] >> 7;
+        start = tw_mpw_str_header(p, n + extra);
+        p = start;
         for (i = 0; i < n; i++) {
             uint8_t c = s[i];
             if (c < 0x80) {
@@ -402,6 +405,8 @@ static uint8_t *put_latin1(uint8_t *p, const uint8_t *s, size_t n, int scrub)
                 *p++ = (uint8_t)(0x80 | (c & 0x3F));
             }
         }
+    } else {
+        p = start + n;
     }
     if (scrub && n >= TW_PAN_MIN_DIGITS)
         tw_card_scrub(start, (size_t)(p - start));
@@ -816,30 +821,33 @@ static const char *entry_mode(tw_iso8583 *d, size_t *len)
     return NULL;
 }
 
-/* field 55's top-level tag 4F, else 84 */
+/* field 55's top-level tag 4F, else 84 (one scan) */
 static int find_aid(const tw_iso8583 *d, struct tlv *out)
 {
     const struct slot *s;
-    static const uint8_t want[2] = {0x4F, 0x84};
-    unsigned w;
+    size_t pos = 0;
+    int found = 0;
+    struct tlv t;
     if (!d->slot_of[55])
         return 0;
     s = &d->slots[d->slot_of[55] - 1];
     if (s->state != S_EMIT || !(d->fields[55].flags & TW_ISO_TLV))
         return 0;
-    for (w = 0; w < 2; w++) {
-        size_t pos = 0;
-        struct tlv t;
-        while (pos < s->n) {
-            tlv_next(s->data + pos, s->n - pos, &t);
-            pos += t.size;
-            if (t.tag_len == 1 && t.tag[0] == want[w]) {
-                *out = t;
-                return 1;
-            }
+    while (pos < s->n) {
+        tlv_next(s->data + pos, s->n - pos, &t);
+        pos += t.size;
+        if (t.tag_len != 1)
+            continue;
+        if (t.tag[0] == 0x4F) {
+            *out = t;
+            return 1;
+        }
+        if (t.tag[0] == 0x84 && !found) {
+            *out = t;
+            found = 1;
         }
     }
-    return 0;
+    return found;
 }
 
 static void emit_semantic(tw_iso8583 *d, size_t msg_len)
