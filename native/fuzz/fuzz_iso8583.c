@@ -66,10 +66,10 @@ static void build_specs(void)
         set(&spec_ascii[n], kind87[n], bin ? 16 : max87[n], TW_ISO_ASCII, TW_ISO_ASCII, 0);
         /* a BCD flavour: numeric fixed fields as BCD digits, LL/LLL with BCD lengths */
         if (kind87[n] == 0 && !bin && n < 50)
-            set(&spec_bcd[n], 0, max87[n], TW_ISO_ASCII, TW_ISO_BCD, TW_ISO_DIGITS | (n % 3 == 0 ? TW_ISO_PAD_RIGHT : 0));
+            set(&spec_bcd[n], 0, max87[n], TW_ISO_ASCII, TW_ISO_BCD,
+                TW_ISO_DIGITS | (n % 3 == 0 ? TW_ISO_PAD_RIGHT : 0));
         else
-            set(&spec_bcd[n], kind87[n], max87[n], TW_ISO_BCD, bin ? TW_ISO_BINARY : TW_ISO_ASCII,
-                kind87[n] && n == 2 ? 0 : 0);
+            set(&spec_bcd[n], kind87[n], max87[n], TW_ISO_BCD, bin ? TW_ISO_BINARY : TW_ISO_ASCII, 0);
         /* an EBCDIC flavour with binary and EBCDIC length prefixes */
         set(&spec_ebcdic[n], kind87[n], max87[n] > 255 && kind87[n] <= 2 ? 255 : max87[n],
             n % 2 ? TW_ISO_EBCDIC : TW_ISO_BINARY, bin ? TW_ISO_BINARY : TW_ISO_EBCDIC, 0);
