@@ -54,4 +54,19 @@
 /* Digits of an integer a layout converts (amounts): 12 keeps every PAN (13 digits or more) out of integers. */
 #define TW_ECR_MAX_INT_DIGITS 12
 
+/* Length framing and ISO 8583 (docs/protocols/iso8583.md sections 1, 4 and 5). */
+/* Link header bytes after a length prefix: a TPDU is 5; 32 covers any vendor header. */
+#define TW_MAX_LINK_HEADER 32
+/* Bytes after the prefix of a lenframe frame: terminal documents (nexo JSON/XML) are a few KiB. */
+#define TW_MAX_LENFRAME (1u << 20)
+/* Bytes after the prefix of an ISO 8583 frame (or the whole stream with framing none): the largest len2 frame;
+ * real messages are under 2 KiB. */
+#define TW_MAX_ISO_FRAME 65535u
+/* A spec field's largest length (LLLL). */
+#define TW_MAX_ISO_FIELD 9999u
+/* Nesting of constructed BER-TLV tags in a TLV field (EMV uses 2). */
+#define TW_MAX_ISO_TLV_DEPTH 4
+/* Bytes of one BER-TLV tag. */
+#define TW_MAX_ISO_TAG_BYTES 4
+
 #endif

@@ -47,7 +47,8 @@
     X(TW_ERR_BMP_OVERRUN, "bmp_overrun", "A BMP whose length runs past the end of its APDU.")                   \
     X(TW_ERR_BAD_LLVAR, "bad_llvar", "A BMP length byte that is not F0 to F9.")                                 \
     X(TW_ERR_BAD_BCD, "bad_bcd", "A BCD field holding a nibble that is not a decimal digit.")                   \
-    X(TW_ERR_BAD_FIELD_LENGTH, "bad_field_length", "A field whose length does not fit its format.")             \
+    X(TW_ERR_BAD_FIELD_LENGTH, "bad_field_length",                                                             \
+      "A field whose length is cut off, malformed, or does not fit its format.")                              \
     X(TW_ERR_BAD_TLV, "bad_tlv",                                                                               \
       "A TLV object whose tag or length is malformed or runs past the end of its container.")                 \
     X(TW_ERR_TLV_TOO_DEEP, "tlv_too_deep", "TLV objects nested deeper than the decoder's limit.")               \
@@ -55,7 +56,17 @@
     /* generic STX/ETX ECR link (docs/protocols/ecr.md, section 6; unexpected_byte, frame_restarted and truncated   \
      * above are shared) */                                                                                    \
     X(TW_ERR_FRAME_OVER_LIMIT, "frame_over_limit", "A frame longer than the decoder's configured frame limit.")   \
-    X(TW_ERR_BAD_FIELD, "bad_field", "A message field that does not hold what its layout requires.")
+    X(TW_ERR_BAD_FIELD, "bad_field", "A message field that does not hold what its layout requires.")           \
+    /* length framing and ISO 8583 (docs/protocols/iso8583.md, section 6; "truncated", "bad_field_length" and  \
+     * "bad_tlv" above are shared) */        \
+    X(TW_ERR_BAD_LENGTH_PREFIX, "bad_length_prefix", "A length prefix that is not a valid length in its framing.") \
+    X(TW_ERR_LENGTH_TOO_LARGE, "length_too_large", "A length prefix above the decoder's frame limit.")           \
+    X(TW_ERR_BAD_MTI, "bad_mti", "A message type indicator that is not four decimal digits.")                   \
+    X(TW_ERR_BAD_BITMAP, "bad_bitmap", "A bitmap that is cut off or not valid in its encoding.")                \
+    X(TW_ERR_UNKNOWN_FIELD, "unknown_field", "A bitmap bit set for a field the spec does not define.")          \
+    X(TW_ERR_FIELD_TRUNCATED, "field_truncated", "A field whose data is shorter than its length.")              \
+    X(TW_ERR_BAD_FIELD_DATA, "bad_field_data", "A field whose data is not valid in its encoding.")              \
+    X(TW_ERR_EXTRA_DATA, "extra_data", "Bytes left after the last field of a message.")
 
 enum tw_error {
     TW_OK = 0,

@@ -18,6 +18,8 @@
 #include "tw_msgpack.h"
 #include "zvt_link.h"
 #include "ecr.h"
+#include "lenframe.h"
+#include "iso8583.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -156,5 +158,55 @@ tw_ecr *tw_ecr_new(const tw_ecr_config *cfg);
 void tw_ecr_free(tw_ecr *d);
 int tw_ecr_feed(tw_ecr *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_ecr_close(tw_ecr *d, tw_out *out);
+
+/* ---- length framing (lenframe.h); framing codes as protocols/iso8583/tables.py FRAMINGS */
+#ifndef TW_LENFRAME_TYPES_DEFINED
+#define TW_LENFRAME_TYPES_DEFINED
+typedef struct tw_lenframe_dec tw_lenframe_dec;
+#endif
+
+tw_lenframe_dec *tw_lenframe_new(int framing, unsigned header);
+void tw_lenframe_free(tw_lenframe_dec *d);
+int tw_lenframe_feed(tw_lenframe_dec *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_lenframe_close(tw_lenframe_dec *d, tw_out *out);
+
+/* ---- ISO 8583 (iso8583.h) */
+#ifndef TW_ISO8583_TYPES_DEFINED
+#define TW_ISO8583_TYPES_DEFINED
+typedef struct tw_iso8583 tw_iso8583;
+
+typedef struct tw_iso_field {
+    uint16_t max;
+    uint8_t kind;
+    uint8_t prefix;
+    uint8_t prefix_width;
+    uint8_t data;
+    uint8_t flags;
+} tw_iso_field;
+
+typedef struct tw_iso_bin {
+    uint32_t lo, hi;
+    uint8_t digits;
+    char brand[15];
+} tw_iso_bin;
+
+typedef struct tw_iso_config {
+    int mti;
+    int bitmap_hex;
+    const tw_iso_field *fields;
+    int framing;
+    unsigned header;
+    int strict;
+    const tw_iso_bin *bins;
+    uint32_t n_bins;
+} tw_iso_config;
+#endif
+
+int tw_iso8583_check_config(const tw_iso_config *cfg);
+tw_iso8583 *tw_iso8583_new(const tw_iso_config *cfg);
+void tw_iso8583_free(tw_iso8583 *d);
+int tw_iso8583_feed(tw_iso8583 *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_iso8583_close(tw_iso8583 *d, tw_out *out);
+extern const uint8_t tw_cp500_to_latin1[256];
 
 #endif

@@ -44,6 +44,18 @@ def _ecr_factory(backend: str, direction: str, options: dict[str, Any]):
     return ecr.make_backend(backend, direction, **options)
 
 
+def _iso8583_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import iso8583
+
+    return iso8583.make_iso8583(backend, direction, **options)
+
+
+def _lenframe_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import iso8583
+
+    return iso8583.make_lenframe(backend, direction, **options)
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -51,6 +63,8 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "zvt-serial": _zvt_factory("serial"),
     "zvt-tcp": _zvt_factory("tcp"),
     "ecr": _ecr_factory,
+    "iso8583": _iso8583_factory,
+    "lenframe": _lenframe_factory,
 }
 
 DIRECTIONS = ("to_device", "from_device")

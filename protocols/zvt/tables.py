@@ -38,7 +38,7 @@ ERRORS = {
     "bmp_overrun": "A BMP whose length runs past the end of its APDU.",
     "bad_llvar": "A BMP length byte that is not F0 to F9.",
     "bad_bcd": "A BCD field holding a nibble that is not a decimal digit.",
-    "bad_field_length": "A field whose length does not fit its format.",
+    "bad_field_length": "A field whose length is cut off, malformed, or does not fit its format.",
     "bad_tlv": "A TLV object whose tag or length is malformed or runs past the end of its container.",
     "tlv_too_deep": "TLV objects nested deeper than the decoder's limit.",
     "missing_field": "An APDU without a field its command requires.",
