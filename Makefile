@@ -41,6 +41,10 @@ run: $(NATIVE)
 	@$(VENV)/bin/tillwire decode -p zvt-serial --format text sessions/payment/zvt-card-sale.serial.bin
 	@$(VENV)/bin/tillwire decode -p zvt-serial --direction from_device --format text \
 	  sessions/payment/zvt-card-sale.serial.from_device.bin
+	@$(VENV)/bin/tillwire decode -p iso8583 -o spec=iso87-binary -o framing=len2 --format text \
+	  sessions/payment/iso8583-sale.len2.bin sessions/payment/iso8583-sale.len2.from_device.bin
+	@$(VENV)/bin/tillwire decode -p ecr -o preset=transbank --format text \
+	  sessions/payment/ecr-transbank-sale.bin sessions/payment/ecr-transbank-sale.from_device.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
@@ -59,6 +63,7 @@ bench: $(NATIVE)
 samples: $(DEPS)
 	$(PY) -m simulator.receipts --out sessions/escpos
 	$(PY) -m simulator.zvt_dialogues --out sessions/payment
+	$(PY) -m simulator.payment_samples --out sessions/payment
 
 # --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
 sanitize: $(DEPS)

@@ -72,7 +72,7 @@ def _money(data: dict) -> str:
 
 # payment.result keys shown after the verdict, with their labels, in this order
 _RESULT_DETAILS = (("pan", "card"), ("card", ""), ("entry", ""), ("terminal_id", "TID"), ("trace", "trace"),
-                   ("receipt_no", "receipt"), ("auth_code", "auth"), ("aid", "AID"), ("date", "date"),
+                   ("receipt_no", "receipt"), ("rrn", "RRN"), ("auth_code", "auth"), ("aid", "AID"), ("date", "date"),
                    ("time", "time"))
 
 

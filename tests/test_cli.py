@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -137,3 +138,42 @@ def test_decoder_options_are_checked_in_one_line(receipt_file, option, message):
     assert res.returncode == 2
     err = res.stderr.decode()
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+PAYMENT = Path(__file__).resolve().parent.parent / "sessions" / "payment"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("-p", "zvt-serial", "--direction", "from_device", "zvt-card-sale.serial.from_device.bin"),
+     ["STATUS   0A Insert card", "RESULT   APPROVED 12.50 EUR (result 00)",
+      "         card 476173******0010, VISA, TID 52500038, trace 000123, receipt 0042, auth A1B2C3, date 1123, "
+      "time 143005", "  | Karte ############0010"]),
+    (("-p", "zvt-tcp", "--direction", "from_device", "zvt-card-declined.tcp.from_device.bin"),
+     ["RESULT   DECLINED 89.90 EUR (result 05)", "RESULT   DECLINED (result 05)"]),
+    (("-p", "zvt-serial", "zvt-card-sale.serial.bin"), ["REQUEST  authorization 12.50 EUR"]),
+    (("-p", "iso8583", "-o", "spec=iso87-binary", "-o", "framing=len2", "iso8583-sale.len2.from_device.bin"),
+     ["RESULT   APPROVED 12.50 EUR (result 00)",
+      "         card 476173******0010, visa, chip, TID TERM0001, trace 000123, RRN 332712345678, auth AB1234, "
+      "date 1123, time 143005"]),
+    (("-p", "ecr", "-o", "preset=transbank", "ecr-transbank-sale.bin"),
+     ["REQUEST  authorization 15990 CLP ticket=A00042"]),
+])
+def test_payment_samples_read_as_a_transcript(args, expected):
+    *opts, name = args
+    res = run_cli("decode", "--format", "text", *opts, str(PAYMENT / name))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode().splitlines()
+    for line in expected:
+        assert line in lines
+    assert lines[-1].endswith("0 protocol.error")
+    assert "4761739001010010" not in res.stdout.decode()
+
+
+def test_a_bad_decoder_option_value_is_one_line(tmp_path):
+    capture = tmp_path / "x.bin"
+    capture.write_bytes(b"\x00\x00")
+    for option, message in (("spec=nosuch", "nosuch"), ("framing=len3", "len3"), ("preset=foo", "foo")):
+        proto = "ecr" if option.startswith("preset") else "iso8583"
+        res = run_cli("decode", "-p", proto, "-o", option, str(capture))
+        err = res.stderr.decode()
+        assert res.returncode == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err
