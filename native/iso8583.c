@@ -1229,39 +1229,18 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
 
 /* ------------------------------------------------------------------------------------------------ API */
 
-static void on_result(tw_iso8583 *d, const tw_lf_result *r)
+static void on_frame(void *ctx, const tw_lf_result *r)
 {
-    if (d->f.nomem) {
-        d->io.out->oom = 1; /* sticky: the stream fails */
-        return;
-    }
-    if (r->kind == TW_LF_FRAME)
-        decode_message(d, r->frame, r->frame_len, r->offset, d->f.prefix, d->f.plen);
-    else if (r->kind == TW_LF_ERROR)
-        tw_emit_error(d->io.out, r->code, r->offset, r->raw, r->raw_len);
+    tw_iso8583 *d = ctx;
+    decode_message(d, r->frame, r->frame_len, r->offset, d->f.prefix, d->f.plen);
 }
 
 int tw_iso8583_feed(tw_iso8583 *d, const uint8_t *data, size_t len, tw_out *out)
 {
-    size_t pos = 0;
-    int rc = tw_stream_begin_feed(&d->io, data, out);
-    if (rc != TW_OK)
-        return rc;
-    while (pos < len) {
-        tw_lf_result r;
-        pos += tw_lenframe_take(&d->f, data + pos, len - pos, d->io.in_base + pos, &r);
-        on_result(d, &r);
-    }
-    return tw_stream_end(&d->io, len);
+    return tw_lenframe_run_feed(&d->f, &d->io, data, len, out, on_frame, d);
 }
 
 int tw_iso8583_close(tw_iso8583 *d, tw_out *out)
 {
-    tw_lf_result r;
-    int rc = tw_stream_begin_close(&d->io, out);
-    if (rc != TW_OK)
-        return rc;
-    tw_lenframe_finish(&d->f, &r);
-    on_result(d, &r);
-    return tw_stream_end(&d->io, 0);
+    return tw_lenframe_run_close(&d->f, &d->io, out, on_frame, d);
 }

@@ -286,6 +286,46 @@ void tw_lenframe_free(tw_lenframe_dec *d)
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* ------------------------------------------------------------------------- the driver decoders share */
+
+static void run_report(tw_lenframe *f, tw_stream *io, const tw_lf_result *r, tw_lf_frame_fn on_frame, void *ctx)
+{
+    if (f->nomem) {
+        io->out->oom = 1; /* sticky: the stream fails */
+        return;
+    }
+    if (r->kind == TW_LF_FRAME)
+        on_frame(ctx, r);
+    else if (r->kind == TW_LF_ERROR)
+        tw_emit_error(io->out, r->code, r->offset, r->raw, r->raw_len);
+}
+
+int tw_lenframe_run_feed(tw_lenframe *f, tw_stream *io, const uint8_t *data, size_t len, tw_out *out,
+                         tw_lf_frame_fn on_frame, void *ctx)
+{
+    size_t pos = 0;
+    int rc = tw_stream_begin_feed(io, data, out);
+    if (rc != TW_OK)
+        return rc;
+    while (pos < len) {
+        tw_lf_result r;
+        pos += tw_lenframe_take(f, data + pos, len - pos, io->in_base + pos, &r);
+        run_report(f, io, &r, on_frame, ctx);
+    }
+    return tw_stream_end(io, len);
+}
+
+int tw_lenframe_run_close(tw_lenframe *f, tw_stream *io, tw_out *out, tw_lf_frame_fn on_frame, void *ctx)
+{
+    tw_lf_result r;
+    int rc = tw_stream_begin_close(io, out);
+    if (rc != TW_OK)
+        return rc;
+    tw_lenframe_finish(f, &r);
+    run_report(f, io, &r, on_frame, ctx);
+    return tw_stream_end(io, 0);
+}
+
 static void emit_frame(tw_lenframe_dec *d, const tw_lf_result *r)
 {
     size_t name_len, h = d->f.header, plen = r->frame_len - h, i;
@@ -314,39 +354,14 @@ static void emit_frame(tw_lenframe_dec *d, const tw_lf_result *r)
     tw_out_commit(d->io.out, p);
 }
 
-static void report(tw_lenframe_dec *d, const tw_lf_result *r)
-{
-    if (d->f.nomem) {
-        d->io.out->oom = 1; /* sticky: the stream fails */
-        return;
-    }
-    if (r->kind == TW_LF_FRAME)
-        emit_frame(d, r);
-    else if (r->kind == TW_LF_ERROR)
-        tw_emit_error(d->io.out, r->code, r->offset, r->raw, r->raw_len);
-}
+static void on_frame(void *ctx, const tw_lf_result *r) { emit_frame(ctx, r); }
 
 int tw_lenframe_feed(tw_lenframe_dec *d, const uint8_t *data, size_t len, tw_out *out)
 {
-    size_t pos = 0;
-    int rc = tw_stream_begin_feed(&d->io, data, out);
-    if (rc != TW_OK)
-        return rc;
-    while (pos < len) {
-        tw_lf_result r;
-        pos += tw_lenframe_take(&d->f, data + pos, len - pos, d->io.in_base + pos, &r);
-        report(d, &r);
-    }
-    return tw_stream_end(&d->io, len);
+    return tw_lenframe_run_feed(&d->f, &d->io, data, len, out, on_frame, d);
 }
 
 int tw_lenframe_close(tw_lenframe_dec *d, tw_out *out)
 {
-    tw_lf_result r;
-    int rc = tw_stream_begin_close(&d->io, out);
-    if (rc != TW_OK)
-        return rc;
-    tw_lenframe_finish(&d->f, &r);
-    report(d, &r);
-    return tw_stream_end(&d->io, 0);
+    return tw_lenframe_run_close(&d->f, &d->io, out, on_frame, d);
 }

@@ -76,6 +76,13 @@ void tw_lenframe_release(tw_lenframe *f);
 size_t tw_lenframe_take(tw_lenframe *f, const uint8_t *p, size_t n, uint64_t off, tw_lf_result *r);
 /* End of stream: a truncated frame (error), the TW_LF_NONE message (frame), or nothing. */
 void tw_lenframe_finish(tw_lenframe *f, tw_lf_result *r);
+/* A whole feed() or close() of a decoder built on the framer, with the decoder's stream bookkeeping (tw_event.h):
+ * each complete frame goes to on_frame(ctx, r), each framing error becomes a protocol.error, and a framer out of
+ * memory fails the stream. Returns the call's status. */
+typedef void (*tw_lf_frame_fn)(void *ctx, const tw_lf_result *r);
+int tw_lenframe_run_feed(tw_lenframe *f, tw_stream *io, const uint8_t *data, size_t len, tw_out *out,
+                         tw_lf_frame_fn on_frame, void *ctx);
+int tw_lenframe_run_close(tw_lenframe *f, tw_stream *io, tw_out *out, tw_lf_frame_fn on_frame, void *ctx);
 /* The framing's name ("len2", ...) and its length. */
 const char *tw_lenframe_name(int framing, size_t *len);
 

@@ -14,6 +14,7 @@ pytest.importorskip("protocols.ecr.native", reason="the C core is not built (mak
 from protocols.ecr import tables as T  # noqa: E402
 from protocols.ecr.native import NativeEcrDecoder  # noqa: E402
 from protocols.ecr.reference import ReferenceEcrDecoder  # noqa: E402
+from streams import split  # noqa: E402
 
 BACKENDS = (NativeEcrDecoder, ReferenceEcrDecoder)
 u8 = st.integers(0, 255)
@@ -120,15 +121,6 @@ def streams(draw):
         tail = T.frame(cfg, draw(payloads))
         stream += tail[:draw(st.integers(0, len(tail)))]
     return cfg, stream
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    out, last = [], 0
-    for p in points + [len(data)]:
-        out.append(data[last:p])
-        last = p
-    return out
 
 
 def run(cls, cfg, chunks) -> bytes:

@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from protocols import Decoder
 from protocols.decoder import unpack_events
 from protocols.ecr.tables import ERRORS
+from streams import decode_split
 from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_escpos_vectors.py: the format
 from typed_equality import same
 
@@ -47,13 +47,7 @@ CASES = ecr_cases()
 
 
 def run(options: dict, data: bytes, cuts: list[int]) -> bytes:
-    dec = Decoder("ecr", **options)
-    out = bytearray()
-    prev = 0
-    for cut in [*cuts, len(data)]:
-        out += dec.feed(data[prev:cut])
-        prev = cut
-    return bytes(out + dec.close())
+    return decode_split("ecr", data, cuts, **options)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

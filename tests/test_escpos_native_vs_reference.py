@@ -18,6 +18,7 @@ native = pytest.importorskip("protocols.escpos.native", reason="the C core is no
 from protocols.escpos.native import NativeEscposDecoder  # noqa: E402
 from protocols.escpos.profiles import load_profile  # noqa: E402
 from protocols.escpos.reference import ReferenceEscposDecoder  # noqa: E402
+from streams import split  # noqa: E402
 
 PROFILES = ("generic", "tm-t88")
 BACKENDS = (NativeEscposDecoder, ReferenceEscposDecoder)
@@ -323,15 +324,6 @@ from_device_ops = st.lists(st.one_of(note, feed_op, feed_op), max_size=40)
 
 
 # ------------------------------------------------------------------------------------------ running
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts}) if data else []
-    out, prev = [], 0
-    for p in points + [len(data)]:
-        out.append(data[prev:p])
-        prev = p
-    return out
-
 
 def run_to_device(cls, data_chunks, profile: str, images: bool) -> bytes:
     dec = cls("to_device", load_profile(profile), images)

@@ -17,6 +17,7 @@ from protocols.iso8583 import spec as S  # noqa: E402
 from protocols.iso8583 import tables as T  # noqa: E402
 from protocols.iso8583.native import NativeIso8583Decoder, NativeLenframeDecoder  # noqa: E402
 from protocols.iso8583.reference import ReferenceIso8583Decoder, ReferenceLenframeDecoder  # noqa: E402
+from streams import split  # noqa: E402
 
 import os  # noqa: E402
 
@@ -24,15 +25,6 @@ SPECS = ["iso87-binary", "iso87-ascii", "iso87-bcd",
          os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors", "iso8583", "ebcdic.json")]
 FRAMINGS = list(T.FRAMINGS)
 u8 = st.integers(0, 255)
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    out, last = [], 0
-    for p in points + [len(data)]:
-        out.append(data[last:p])
-        last = p
-    return out
 
 
 def run(make, chunks) -> bytes:

@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from protocols import Decoder
 from protocols.decoder import unpack_events
 from protocols.iso8583.tables import ERRORS
+from streams import decode_split
 from test_escpos_vectors import _show, parse_file  # tests/test_escpos_vectors.py: the format
 from typed_equality import same
 
@@ -40,13 +40,7 @@ CASES = cases()
 
 
 def run(protocol: str, options: dict, data: bytes, cuts: list[int]) -> bytes:
-    dec = Decoder(protocol, **options)
-    out = bytearray()
-    prev = 0
-    for cut in [*cuts, len(data)]:
-        out += dec.feed(data[prev:cut])
-        prev = cut
-    return bytes(out + dec.close())
+    return decode_split(protocol, data, cuts, **options)
 
 
 def plans(n: int) -> list[list[int]]:

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocols import BACKENDS, Decoder
+from protocols import BACKENDS
 from simulator.zvt_dialogues import apdu, bcd, llvar, serial_frame
+from streams import decode_split
 
 DIGITS = "0123456789"
 pans = st.text(alphabet=DIGITS, min_size=13, max_size=19).filter(lambda p: p[0] != "0")
@@ -57,13 +58,7 @@ def leaks(output: bytes, *secret_strings: str) -> list:
 
 
 def decode_all(protocol: str, stream: bytes, cuts: list[int], backend: str, **options) -> bytes:
-    dec = Decoder(protocol, backend=backend, **options)
-    out, last = [], 0
-    for cut in sorted(set(c % (len(stream) + 1) for c in cuts)) + [len(stream)]:
-        out.append(dec.feed(stream[last:cut]))
-        last = cut
-    out.append(dec.close())
-    return b"".join(out)
+    return decode_split(protocol, stream, cuts, backend=backend, **options)
 
 
 def nibbles(digits: str) -> bytes:

@@ -18,11 +18,13 @@ native = pytest.importorskip("protocols.zvt.native", reason="the C core is not b
 
 import msgpack  # noqa: E402
 
+from protocols import checksums  # noqa: E402
 from protocols._native import ffi, lib  # noqa: E402
 from protocols.decoder import DecoderClosed  # noqa: E402
 from protocols.zvt import tables as T  # noqa: E402
 from protocols.zvt.link_reference import ReferenceZvtLinkDecoder  # noqa: E402
 from protocols.zvt.native import NativeZvtLinkDecoder  # noqa: E402
+from streams import split  # noqa: E402
 
 BACKENDS = (NativeZvtLinkDecoder, ReferenceZvtLinkDecoder)
 u8 = st.integers(0, 255)
@@ -59,15 +61,6 @@ def frame(apdu: bytes, crc: int | None = None) -> bytes:
 def run(cls, framing: str, chunks, strict: bool = False) -> bytes:
     d = cls(framing, strict)
     return b"".join(d.feed(c) for c in chunks) + d.close()
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    out, last = [], 0
-    for p in points + [len(data)]:
-        out.append(data[last:p])
-        last = p
-    return out
 
 
 def events(blob: bytes) -> list[dict]:
@@ -316,14 +309,14 @@ def test_tcp_grammar(data, cut):
 @given(st.binary(max_size=200), st.integers(0, 0xFFFF), st.integers(0, 0xFF))
 def test_checksums_match_their_bitwise_definitions(data, start, start8):
     assert lib.tw_crc16_kermit(start, data, len(data)) == kermit(data, start) == T.crc16_kermit(data, start)
-    assert lib.tw_crc16_xmodem(start, data, len(data)) == xmodem(data, start)
+    assert lib.tw_crc16_xmodem(start, data, len(data)) == xmodem(data, start) == checksums.crc16_xmodem(data, start)
     lrc = start8
     total = start8
     for b in data:
         lrc ^= b
         total = (total + b) & 0xFF
-    assert lib.tw_lrc_xor(start8, data, len(data)) == lrc
-    assert lib.tw_sum8(start8, data, len(data)) == total
+    assert lib.tw_lrc_xor(start8, data, len(data)) == lrc == checksums.lrc_xor(data, start8)
+    assert lib.tw_sum8(start8, data, len(data)) == total == checksums.sum8(data, start8)
     # incremental: any split gives the same value
     k = len(data) // 3
     assert lib.tw_crc16_kermit(lib.tw_crc16_kermit(0, data[:k], k), data[k:], len(data) - k) == kermit(data)

@@ -12,6 +12,7 @@ import pytest
 from protocols import Decoder
 from protocols.decoder import unpack_events
 from protocols.zvt.tables import ERRORS
+from streams import decode_split
 from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_escpos_vectors.py: the format
 from typed_equality import same
 
@@ -36,13 +37,7 @@ CASES = zvt_cases()
 
 
 def run(protocol: str, data: bytes, cuts: list[int], options: dict | None = None) -> bytes:
-    dec = Decoder(protocol, **(options or {}))
-    out = bytearray()
-    prev = 0
-    for cut in [*cuts, len(data)]:
-        out += dec.feed(data[prev:cut])
-        prev = cut
-    return bytes(out + dec.close())
+    return decode_split(protocol, data, cuts, **(options or {}))
 
 
 @pytest.mark.parametrize(("protocol", "case"), CASES, ids=[c.id for _, c in CASES])

@@ -1,12 +1,15 @@
-/* Shared by the libFuzzer harnesses: a chunk-size generator seeded from the input, and a checker of the output's
- * shape (a sequence of {"type": str, "data": map} whose protocol.error raw stays within a per-protocol limit). */
+/* Shared by the libFuzzer harnesses: a chunk-size generator seeded from the input, one driver that decodes an
+ * input whole and in chunks through any decoder, and a checker of the output's shape (a sequence of
+ * {"type": str, "data": map} whose protocol.error raw stays within a per-protocol limit). */
 #ifndef TW_FUZZ_COMMON_H
 #define TW_FUZZ_COMMON_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tw_errors.h"
 #include "tw_msgpack.h"
 
 /* xorshift64*, seeded from the input: the chunking depends on the input only */
@@ -25,6 +28,75 @@ static uint64_t seed_of(const uint8_t *data, size_t size)
     for (i = 0; i < size; i++)
         h = (h ^ data[i]) * UINT64_C(1099511628211);
     return h ? h : 1;
+}
+
+/* The next chunk's size, at most `left`: mostly 1-9 bytes (splits inside every header), one time in eight up to
+ * 4 KiB. */
+static inline size_t chunk_size(uint64_t *rng, size_t left)
+{
+    uint64_t r = next_random(rng);
+    size_t want = (r >> 32) % 8 == 0 ? (size_t)((r >> 40) % 4096) + 1 : (size_t)((r >> 40) % 9) + 1;
+    return left < want ? left : want;
+}
+
+/* ---- one driver for every decoder: each harness wraps its decoder's functions in these signatures */
+
+typedef struct fuzz_target {
+    void *(*make)(const void *cfg); /* NULL only on a bug: the harness passes valid configurations */
+    int (*feed)(void *d, const uint8_t *data, size_t len, tw_out *out);
+    int (*close)(void *d, tw_out *out);
+    void (*destroy)(void *d);
+} fuzz_target;
+
+/* A fresh decoder fed data[0..size) whole or in seeded chunks, its output left in out. Checks the API contract
+ * too: every feed succeeds, an empty feed is a no-op, and after close() both feed and close say TW_ERR_CLOSED. */
+static inline void fuzz_decode(const fuzz_target *t, const void *cfg, const uint8_t *data, size_t size,
+                               int chunked, uint64_t seed, tw_out *out)
+{
+    void *d = t->make(cfg);
+    uint64_t rng = seed;
+    size_t pos = 0;
+
+    if (!d)
+        abort();
+    tw_out_reset(out);
+    while (pos < size) {
+        size_t n = chunked ? chunk_size(&rng, size - pos) : size - pos;
+        if (t->feed(d, data + pos, n, out) != TW_OK)
+            abort();
+        pos += n;
+    }
+    if (t->feed(d, data, 0, out) != TW_OK || t->close(d, out) != TW_OK ||
+        t->feed(d, data, size, out) != TW_ERR_CLOSED || t->close(d, out) != TW_ERR_CLOSED)
+        abort();
+    t->destroy(d);
+}
+
+static void check_events(const tw_out *out, uint32_t max_keys, uint32_t max_raw);
+
+/* The two outputs of one input must be identical (chunk invariance) and well-formed; memory stays flat across
+ * inputs. */
+static inline void fuzz_compare(tw_out *whole, tw_out *chunked, uint32_t max_keys, uint32_t max_raw)
+{
+    if (whole->len != chunked->len || (whole->len && memcmp(whole->data, chunked->data, whole->len) != 0)) {
+        fprintf(stderr, "chunked output differs from whole output\n");
+        abort();
+    }
+    check_events(whole, max_keys, max_raw);
+    if (whole->cap > (1u << 22))
+        tw_out_trim(whole, 1u << 16);
+    if (chunked->cap > (1u << 22))
+        tw_out_trim(chunked, 1u << 16);
+}
+
+/* Decodes data whole and chunked through t and compares (the usual harness body). */
+static inline void fuzz_whole_vs_chunked(const fuzz_target *t, const void *cfg, const uint8_t *data, size_t size,
+                                         uint64_t seed, uint32_t max_keys, uint32_t max_raw)
+{
+    static tw_out whole, chunked;
+    fuzz_decode(t, cfg, data, size, 0, seed, &whole);
+    fuzz_decode(t, cfg, data, size, 1, seed, &chunked);
+    fuzz_compare(&whole, &chunked, max_keys, max_raw);
 }
 
 /* ---- a minimal msgpack reader, to check the output's shape */

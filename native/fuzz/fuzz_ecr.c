@@ -110,43 +110,15 @@ static void settings_of(const uint8_t *s, tw_ecr_config *c)
     }
 }
 
-static void decode(const tw_ecr_config *cfg, const uint8_t *data, size_t size, int chunked, uint64_t seed,
-                   tw_out *out)
-{
-    tw_ecr *d = tw_ecr_new(cfg);
-    uint64_t rng = seed;
-    size_t pos = 0;
-    int rc;
-
-    if (!d)
-        abort();
-    tw_out_reset(out);
-    while (pos < size) {
-        size_t n = size - pos;
-        if (chunked) {
-            uint64_t r = next_random(&rng);
-            size_t want = (r >> 32) % 8 == 0 ? (size_t)((r >> 40) % 4096) + 1 : (size_t)((r >> 40) % 9) + 1;
-            if (n > want)
-                n = want;
-        }
-        rc = tw_ecr_feed(d, data + pos, n, out);
-        if (rc != TW_OK)
-            abort();
-        pos += n;
-    }
-    if (tw_ecr_feed(d, data, 0, out) != TW_OK) /* an empty feed is a no-op */
-        abort();
-    rc = tw_ecr_close(d, out);
-    if (rc != TW_OK || tw_ecr_feed(d, data, size, out) != TW_ERR_CLOSED || tw_ecr_close(d, out) != TW_ERR_CLOSED)
-        abort();
-    tw_ecr_free(d);
-}
+static void *make(const void *cfg) { return tw_ecr_new(cfg); }
+static int feed(void *d, const uint8_t *data, size_t len, tw_out *out) { return tw_ecr_feed(d, data, len, out); }
+static int close_(void *d, tw_out *out) { return tw_ecr_close(d, out); }
+static void destroy(void *d) { tw_ecr_free(d); }
+static const fuzz_target target = {make, feed, close_, destroy};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static tw_out whole, chunked;
     tw_ecr_config cfg;
-    uint64_t seed;
 
     if (size < SETTINGS_BYTES)
         return 0;
@@ -156,17 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    seed = seed_of(data, size);
-    decode(&cfg, data + SETTINGS_BYTES, size - SETTINGS_BYTES, 0, seed, &whole);
-    decode(&cfg, data + SETTINGS_BYTES, size - SETTINGS_BYTES, 1, seed, &chunked);
-    if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0)) {
-        fprintf(stderr, "chunked output differs from whole output\n");
-        abort();
-    }
-    check_events(&whole, TW_ECR_MAX_ITEMS, 1); /* raw: at most the STX byte, never payload */
-    if (whole.cap > (1u << 22))
-        tw_out_trim(&whole, 1u << 16);
-    if (chunked.cap > (1u << 22))
-        tw_out_trim(&chunked, 1u << 16);
+    /* raw: at most the STX byte, never payload */
+    fuzz_whole_vs_chunked(&target, &cfg, data + SETTINGS_BYTES, size - SETTINGS_BYTES, seed_of(data, size),
+                          TW_ECR_MAX_ITEMS, 1);
     return 0;
 }

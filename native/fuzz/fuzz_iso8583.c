@@ -83,40 +83,16 @@ static void build_specs(void)
     spec_ebcdic[100].flags = 0; /* an undefined field: unknown_field */
 }
 
-static void decode(const tw_iso_config *cfg, const uint8_t *data, size_t size, int chunked, uint64_t seed,
-                   tw_out *out)
-{
-    tw_iso8583 *d = tw_iso8583_new(cfg);
-    uint64_t rng = seed;
-    size_t pos = 0;
-
-    if (!d)
-        abort();
-    tw_out_reset(out);
-    while (pos < size) {
-        size_t n = size - pos;
-        if (chunked) {
-            uint64_t r = next_random(&rng);
-            size_t want = (r >> 32) % 8 == 0 ? (size_t)((r >> 40) % 4096) + 1 : (size_t)((r >> 40) % 9) + 1;
-            if (n > want)
-                n = want;
-        }
-        if (tw_iso8583_feed(d, data + pos, n, out) != TW_OK)
-            abort();
-        pos += n;
-    }
-    if (tw_iso8583_feed(d, data, 0, out) != TW_OK || tw_iso8583_close(d, out) != TW_OK ||
-        tw_iso8583_feed(d, data, size, out) != TW_ERR_CLOSED || tw_iso8583_close(d, out) != TW_ERR_CLOSED)
-        abort();
-    tw_iso8583_free(d);
-}
+static void *make(const void *cfg) { return tw_iso8583_new(cfg); }
+static int feed(void *d, const uint8_t *data, size_t len, tw_out *out) { return tw_iso8583_feed(d, data, len, out); }
+static int close_(void *d, tw_out *out) { return tw_iso8583_close(d, out); }
+static void destroy(void *d) { tw_iso8583_free(d); }
+static const fuzz_target target = {make, feed, close_, destroy};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static tw_out whole, chunked;
     static tw_iso_field *const specs[4] = {spec_binary, spec_ascii, spec_bcd, spec_ebcdic};
     tw_iso_config cfg;
-    uint64_t seed;
     unsigned flags, s;
 
     if (size < 1)
@@ -135,17 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.n_bins = sizeof(bins) / sizeof(bins[0]);
     if (tw_iso8583_check_config(&cfg) != TW_OK)
         abort();
-    seed = seed_of(data, size);
-    decode(&cfg, data + 1, size - 1, 0, seed, &whole);
-    decode(&cfg, data + 1, size - 1, 1, seed, &chunked);
-    if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0)) {
-        fprintf(stderr, "chunked output differs from whole output\n");
-        abort();
-    }
-    check_events(&whole, 16, 8);
-    if (whole.cap > (1u << 22))
-        tw_out_trim(&whole, 1u << 16);
-    if (chunked.cap > (1u << 22))
-        tw_out_trim(&chunked, 1u << 16);
+    fuzz_whole_vs_chunked(&target, &cfg, data + 1, size - 1, seed_of(data, size), 16, 8);
     return 0;
 }

@@ -16,55 +16,29 @@
 #include "tw_msgpack.h"
 #include "fuzz_common.h"
 
-static void decode(int framing, unsigned header, const uint8_t *data, size_t size, int chunked, uint64_t seed,
-                   tw_out *out)
-{
-    tw_lenframe_dec *d = tw_lenframe_new(framing, header);
-    uint64_t rng = seed;
-    size_t pos = 0;
+struct lenframe_cfg {
+    int framing;
+    unsigned header;
+};
 
-    if (!d)
-        abort();
-    tw_out_reset(out);
-    while (pos < size) {
-        size_t n = size - pos;
-        if (chunked) {
-            uint64_t r = next_random(&rng);
-            size_t want = (r >> 32) % 8 == 0 ? (size_t)((r >> 40) % 4096) + 1 : (size_t)((r >> 40) % 9) + 1;
-            if (n > want)
-                n = want;
-        }
-        if (tw_lenframe_feed(d, data + pos, n, out) != TW_OK)
-            abort();
-        pos += n;
-    }
-    if (tw_lenframe_close(d, out) != TW_OK || tw_lenframe_feed(d, data, size, out) != TW_ERR_CLOSED)
-        abort();
-    tw_lenframe_free(d);
+static void *make(const void *cfg)
+{
+    const struct lenframe_cfg *c = cfg;
+    return tw_lenframe_new(c->framing, c->header);
 }
+static int feed(void *d, const uint8_t *data, size_t len, tw_out *out) { return tw_lenframe_feed(d, data, len, out); }
+static int close_(void *d, tw_out *out) { return tw_lenframe_close(d, out); }
+static void destroy(void *d) { tw_lenframe_free(d); }
+static const fuzz_target target = {make, feed, close_, destroy};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static tw_out whole, chunked;
-    int framing;
-    unsigned header;
-    uint64_t seed;
+    struct lenframe_cfg cfg;
 
     if (size < 1)
         return 0;
-    framing = (data[0] & 7) % 6;
-    header = data[0] & 8 ? 2 : 0;
-    seed = seed_of(data, size);
-    decode(framing, header, data + 1, size - 1, 0, seed, &whole);
-    decode(framing, header, data + 1, size - 1, 1, seed, &chunked);
-    if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0)) {
-        fprintf(stderr, "chunked output differs from whole output\n");
-        abort();
-    }
-    check_events(&whole, 4, 4);
-    if (whole.cap > (1u << 22))
-        tw_out_trim(&whole, 1u << 16);
-    if (chunked.cap > (1u << 22))
-        tw_out_trim(&chunked, 1u << 16);
+    cfg.framing = (data[0] & 7) % 6;
+    cfg.header = data[0] & 8 ? 2 : 0;
+    fuzz_whole_vs_chunked(&target, &cfg, data + 1, size - 1, seed_of(data, size), 4, 4);
     return 0;
 }

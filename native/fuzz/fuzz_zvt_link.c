@@ -20,61 +20,29 @@
 #include "zvt_link.h"
 #include "fuzz_common.h"
 
-static void decode(int framing, int strict, const uint8_t *data, size_t size, int chunked, uint64_t seed,
-                   tw_out *out)
-{
-    tw_zvt_link *d = tw_zvt_link_new(framing, strict);
-    uint64_t rng = seed;
-    size_t pos = 0;
-    int rc;
+struct zvt_cfg {
+    int framing, strict;
+};
 
-    if (!d)
-        abort();
-    tw_out_reset(out);
-    while (pos < size) {
-        size_t n = size - pos;
-        if (chunked) {
-            uint64_t r = next_random(&rng);
-            size_t want = (r >> 32) % 8 == 0 ? (size_t)((r >> 40) % 4096) + 1 : (size_t)((r >> 40) % 9) + 1;
-            if (n > want)
-                n = want;
-        }
-        rc = tw_zvt_link_feed(d, data + pos, n, out);
-        if (rc != TW_OK)
-            abort();
-        pos += n;
-    }
-    /* an empty feed is a no-op */
-    if (tw_zvt_link_feed(d, data, 0, out) != TW_OK)
-        abort();
-    rc = tw_zvt_link_close(d, out);
-    if (rc != TW_OK || tw_zvt_link_feed(d, data, size, out) != TW_ERR_CLOSED ||
-        tw_zvt_link_close(d, out) != TW_ERR_CLOSED)
-        abort();
-    tw_zvt_link_free(d);
+static void *make(const void *cfg)
+{
+    const struct zvt_cfg *c = cfg;
+    return tw_zvt_link_new(c->framing, c->strict);
 }
+static int feed(void *d, const uint8_t *data, size_t len, tw_out *out) { return tw_zvt_link_feed(d, data, len, out); }
+static int close_(void *d, tw_out *out) { return tw_zvt_link_close(d, out); }
+static void destroy(void *d) { tw_zvt_link_free(d); }
+static const fuzz_target target = {make, feed, close_, destroy};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static tw_out whole, chunked;
-    int framing, strict;
-    uint64_t seed;
+    struct zvt_cfg cfg;
 
     if (size < 1)
         return 0;
-    framing = data[0] & 1 ? TW_ZVT_TCP : TW_ZVT_SERIAL;
-    strict = (data[0] >> 1) & 1;
-    seed = seed_of(data, size);
-    decode(framing, strict, data + 1, size - 1, 0, seed, &whole);
-    decode(framing, strict, data + 1, size - 1, 1, seed, &chunked);
-    if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0)) {
-        fprintf(stderr, "chunked output differs from whole output\n");
-        abort();
-    }
-    check_events(&whole, 16, 5); /* raw: at most an APDU header, never data */
-    if (whole.cap > (1u << 22))
-        tw_out_trim(&whole, 1u << 16);
-    if (chunked.cap > (1u << 22))
-        tw_out_trim(&chunked, 1u << 16);
+    cfg.framing = data[0] & 1 ? TW_ZVT_TCP : TW_ZVT_SERIAL;
+    cfg.strict = (data[0] >> 1) & 1;
+    /* raw: at most an APDU header, never data */
+    fuzz_whole_vs_chunked(&target, &cfg, data + 1, size - 1, seed_of(data, size), 16, 5);
     return 0;
 }

@@ -6,6 +6,8 @@ layout tables, flattened) through ``tw_ecr_config``, so one table is the truth f
 
 from __future__ import annotations
 
+from protocols.checksums import crc16_kermit, crc16_xmodem, lrc_xor, sum8
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,31 +350,12 @@ def resolve(options: dict[str, Any]) -> Config:
 
 # ------------------------------------------------------------------------------------------------ checksums
 
-def crc16_kermit(data: bytes, crc: int = 0) -> int:
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
-
-
-def crc16_xmodem(data: bytes, crc: int = 0) -> int:
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
-
-
 def checksum(name: str, data: bytes, start: int) -> int:
     """The checksum `name` of data, starting from `start` (the seed, after STX when it is included)."""
     if name == "xor":
-        v = start
-        for b in data:
-            v ^= b
-        return v
+        return lrc_xor(data, start)
     if name == "sum":
-        return (start + sum(data)) & 0xFF
+        return sum8(data, start)
     if name == "crc16-kermit":
         return crc16_kermit(data, start)
     if name == "crc16-xmodem":

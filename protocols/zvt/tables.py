@@ -3,6 +3,8 @@ layer's tables (BMPs, layouts, texts) are in ``protocols/zvt/bmps.py``."""
 
 from __future__ import annotations
 
+from protocols.checksums import crc16_kermit  # noqa: F401 - the link's CRC, used by the reference
+
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
 MAX_APDU = 5 + 65535        # TW_MAX_ZVT_APDU: a 5-byte header (FF + 2-byte length) and the largest data
 
@@ -44,11 +46,3 @@ ERRORS = {
     "missing_field": "An APDU without a field its command requires.",
 }
 
-
-def crc16_kermit(data: bytes, crc: int = 0) -> int:
-    """CRC-16/KERMIT: CCITT polynomial reflected (0x8408), init 0, no final xor; check(b"123456789") = 0x2189."""
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
