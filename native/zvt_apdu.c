@@ -1247,7 +1247,7 @@ static void reverse(uint8_t *a, size_t n)
 }
 
 void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count, unsigned hl, uint64_t offset,
-                        int strict, tw_out *out)
+                        int strict, int quote_header, tw_out *out)
 {
     struct ctx c;
     uint8_t cls = apdu[0], instr = apdu[1];
@@ -1256,6 +1256,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
     const uint8_t *d = apdu + hl;
     const struct command *cmd = command_of(cls, instr);
     size_t start = out->len, end;
+    size_t hq = quote_header ? hl : 0; /* the header bytes a fault of the whole APDU may quote */
     uint8_t *p, *h;
     uint32_t nkeys = 4;
     int i;
@@ -1276,7 +1277,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
     }
     c.gen = st->gen;
     if (count - hl != declared)
-        fault(&c, TW_ERR_APDU_LENGTH_MISMATCH, apdu, hl);
+        fault(&c, TW_ERR_APDU_LENGTH_MISMATCH, apdu, hq);
 
     /* every decoded form is at most 8 output bytes per input byte, plus a fixed part */
     p = tw_out_room(out, 512 + 12 * n);
@@ -1310,14 +1311,14 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
             break;
         case L_PASSWORD:
             if (n < 3) {
-                fault(&c, TW_ERR_MISSING_FIELD, apdu, hl);
+                fault(&c, TW_ERR_MISSING_FIELD, apdu, hq);
                 walk = 0;
             }
             pos = 3;
             break;
         case L_REGISTRATION:
             if (n < 4) {
-                fault(&c, TW_ERR_MISSING_FIELD, apdu, hl);
+                fault(&c, TW_ERR_MISSING_FIELD, apdu, hq);
                 walk = 0;
                 break;
             }
@@ -1327,7 +1328,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
             pos = 4;
             if (n - pos >= 2 && d[pos] != 0x03 && d[pos] != 0x06) {
                 if (!bcd_ok(d + pos, 2)) {
-                    fault(&c, TW_ERR_BAD_BCD, apdu, hl);
+                    fault(&c, TW_ERR_BAD_BCD, apdu, hq);
                     walk = 0;
                     break;
                 }
@@ -1341,7 +1342,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
             break;
         case L_STATUS:
             if (n < 1) {
-                fault(&c, TW_ERR_MISSING_FIELD, apdu, hl);
+                fault(&c, TW_ERR_MISSING_FIELD, apdu, hq);
                 walk = 0;
                 break;
             }
@@ -1361,7 +1362,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
         case L_PRINT_LINE:
             walk = 0;
             if (n < 1) {
-                fault(&c, TW_ERR_MISSING_FIELD, apdu, hl);
+                fault(&c, TW_ERR_MISSING_FIELD, apdu, hq);
                 break;
             }
             p = TW_KEY(p, "attribute");
@@ -1375,7 +1376,7 @@ void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count
             break;
         case L_RESULT:
             if (n < 1) {
-                fault(&c, TW_ERR_MISSING_FIELD, apdu, hl);
+                fault(&c, TW_ERR_MISSING_FIELD, apdu, hq);
                 walk = 0;
                 break;
             }

@@ -23,8 +23,10 @@ typedef struct tw_zvt_apdu_state {
 } tw_zvt_apdu_state;
 
 /* apdu[0..count): the APDU's bytes, its header of hl (3 or 5) bytes first; offset: the stream offset reported in
- * errors (the APDU's first byte; serial: its DLE STX). */
+ * errors (the APDU's first byte; serial: its DLE STX). quote_header: faults of the APDU as a whole may quote its
+ * header in raw (serial: the frame's CRC vouches that it is one); 0 on tcp, where after a tap joined mid-APDU the
+ * "header" is message bytes, so those faults carry an empty raw (payment.md section 2). */
 void tw_zvt_apdu_decode(tw_zvt_apdu_state *st, const uint8_t *apdu, size_t count, unsigned hl, uint64_t offset,
-                        int strict, tw_out *out);
+                        int strict, int quote_header, tw_out *out);
 
 #endif

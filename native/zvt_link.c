@@ -248,7 +248,8 @@ struct tw_zvt_link {
     tw_zvt_apdu_state apdu; /* the APDU decoder's per-tag table */
     tw_stream io; /* offset, sticky status, and this call's output and input (tw_event.h) */
 
-    /* the APDU being collected: its header (the first <= 5 bytes; never data) and how many bytes it has */
+    /* the APDU being collected: its header (the first <= 5 bytes) and how many bytes it has. Only a CRC-checked
+     * serial frame's header is ever quoted in an error (by the APDU layer); on tcp it may be message bytes. */
     uint8_t hdr[TW_ZVT_MAX_HEADER];
     unsigned hdr_len;
     uint32_t count;     /* bytes of the APDU in buf */
@@ -366,7 +367,7 @@ static void walk_tcp(tw_zvt_link *d, const uint8_t *p, const uint8_t *end)
             d->remaining -= (uint32_t)n;
         }
         if (d->remaining == 0) {
-            tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, header_len(d), d->apdu_off, d->strict, d->io.out);
+            tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, header_len(d), d->apdu_off, d->strict, 0, d->io.out);
             wipe(d);
             d->in_apdu = 0;
         }
@@ -428,7 +429,7 @@ static void frame_done(tw_zvt_link *d, uint16_t got)
         emit_error(d, TW_ERR_SHORT_APDU, d->frame_off, dle_stx, 2);
         return;
     }
-    tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, hl, d->frame_off, d->strict, d->io.out);
+    tw_zvt_apdu_decode(&d->apdu, d->buf, d->count, hl, d->frame_off, d->strict, 1, d->io.out);
     wipe(d);
 }
 
@@ -569,8 +570,8 @@ int tw_zvt_link_close(tw_zvt_link *d, tw_out *out)
     if (rc != TW_OK)
         return rc;
     if (d->tcp) {
-        if (d->in_apdu)
-            emit_error(d, TW_ERR_TRUNCATED, d->apdu_off, d->hdr, d->hdr_len);
+        if (d->in_apdu) /* no raw: without a resynchronisation point the "header" may be message bytes (§2) */
+            emit_error(d, TW_ERR_TRUNCATED, d->apdu_off, NULL, 0);
         d->in_apdu = 0;
         wipe(d);
     } else if (d->pending_dle) {

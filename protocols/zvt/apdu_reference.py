@@ -245,12 +245,14 @@ def _lines(tlv: list | None, tag: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ decoding
 
-def decode_apdu(apdu: bytes, hl: int, offset: int, strict: bool, count: int) -> list[dict]:
+def decode_apdu(apdu: bytes, hl: int, offset: int, strict: bool, count: int, quote_header: bool) -> list[dict]:
     """Events for one complete APDU. `apdu` holds its `count` bytes (header of `hl` bytes included), `offset` is
-    the stream offset of its first byte (serial: of its DLE STX)."""
+    the stream offset of its first byte (serial: of its DLE STX). `quote_header`: faults of the APDU as a whole
+    quote its header in raw (serial, where the frame's CRC vouches that it is one); on tcp (False) a tap that
+    joined mid-APDU takes message bytes for the header, so those faults carry an empty raw."""
     cls, instr = apdu[0], apdu[1]
     declared = apdu[2] if apdu[2] != 0xFF else apdu[3] | apdu[4] << 8
-    header = bytes(apdu[:hl])
+    header = bytes(apdu[:hl]) if quote_header else b""
     errors: list[dict] = []
     if count - hl != declared:
         errors.append(_error("apdu_length_mismatch", offset, header))

@@ -18,7 +18,8 @@ def _error(code: str, offset: int, raw: bytes) -> dict:
 
 
 class _Apdu:
-    """An APDU's bytes (at most MAX_APDU) and its header (≤ 5 bytes)."""
+    """An APDU's bytes (at most MAX_APDU) and its header (≤ 5 bytes; quoted in errors only for a CRC-checked
+    serial frame)."""
 
     __slots__ = ("header", "count", "buf")
 
@@ -52,8 +53,8 @@ class _Apdu:
         h = self.header
         return h[2] if h[2] != 0xFF else h[3] | h[4] << 8
 
-    def events(self, offset: int, strict: bool) -> list[dict]:
-        out = decode_apdu(self.buf, self.header_len(), offset, strict, self.count)
+    def events(self, offset: int, strict: bool, quote_header: bool) -> list[dict]:
+        out = decode_apdu(self.buf, self.header_len(), offset, strict, self.count, quote_header)
         self.wipe()
         return out
 
@@ -95,7 +96,8 @@ class ReferenceZvtLinkDecoder:
             elif self._state != "ground":
                 self._out.append(_error("truncated", self._frame_off, bytes([T.DLE, T.STX])))
         elif self._apdu is not None:
-            self._out.append(_error("truncated", self._apdu_off, self._apdu.header))
+            # no raw: without a resynchronisation point the "header" may be message bytes (zvt-link.md section 2)
+            self._out.append(_error("truncated", self._apdu_off, b""))
         return self._drain()
 
     def _drain(self) -> bytes:
@@ -112,7 +114,7 @@ class ReferenceZvtLinkDecoder:
         a.add(b)
         hl = a.header_len()
         if hl is not None and a.count == hl + a.declared():
-            self._out += a.events(self._apdu_off, self._strict)
+            self._out += a.events(self._apdu_off, self._strict, False)
             self._apdu = None
 
     # ------------------------------------------------------------------ serial (section 3)
@@ -206,4 +208,4 @@ class ReferenceZvtLinkDecoder:
             a.wipe()
             self._out.append(_error("short_apdu", self._frame_off, bytes([T.DLE, T.STX])))
             return
-        self._out += a.events(self._frame_off, self._strict)
+        self._out += a.events(self._frame_off, self._strict, True)
