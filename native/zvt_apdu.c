@@ -18,7 +18,7 @@
 /* ----------------------------------------------------------------------------------- tables (bmps.py) */
 
 enum kind { K_NONE = 0, K_INT, K_AMOUNT, K_DIGITS, K_TEXT, K_BYTES, K_PAN, K_TRACK, K_TRACK1, K_WITHHELD,
-            K_TOTALS, K_TLV };
+            K_TOTALS, K_TLV, K_AID };
 #define LEN_LL (-2)
 #define LEN_LLL (-3)
 #define LEN_BER (-1)
@@ -172,7 +172,7 @@ static const struct bmp bmp_table[256] = {
     [0xA7] = {K_BYTES, LEN_LL},
     [0xAA] = {K_DIGITS, 3},
     [0xAF] = {K_BYTES, LEN_LLL},
-    [0xBA] = {K_BYTES, 5},
+    [0xBA] = {K_AID, 5},
     [0xD0] = {K_INT, 1},
     [0xD1] = {K_WITHHELD, LEN_LL},
     [0xD2] = {K_INT, 1},
@@ -362,6 +362,7 @@ static const char *request_kind(uint8_t cls, uint8_t instr)
 #define TAG_AID 0x4Fu
 #define TAG_PAN 0x5Au
 #define TAG_TRACK2 0x57u
+#define TAG_TRACK2_DATA 0x9F6Bu
 #define TAG_TRACK1 0x56u
 #define MAX_TLV_TAG 4
 
@@ -375,7 +376,7 @@ static const char HEX[] = "0123456789ABCDEF";
 /* ------------------------------------------------------------------------------------ decoding context */
 
 #define MAX_FAULTS 3
-#define MAX_WITHHELD 8 /* distinct withheld keys: 0E 3A D1 5F20 5F24 9F0B 9F1F 9F20 */
+#define MAX_WITHHELD 10 /* distinct withheld keys: 0E 3A D1 BA 4F 5F20 5F24 9F0B 9F1F 9F20 */
 
 struct fault {
     int code;
@@ -429,6 +430,14 @@ static void withhold(struct ctx *c, const char *key, size_t n)
         return;
     memcpy(c->withheld[c->nwithheld], key, n);
     c->withheld_len[c->nwithheld++] = (uint8_t)n;
+}
+
+static void withhold_bmp(struct ctx *c, uint8_t tag)
+{
+    char key[2];
+    key[0] = HEX[tag >> 4];
+    key[1] = HEX[tag & 15];
+    withhold(c, key, 2);
 }
 
 /* --------------------------------------------------------------------------------------- value writers */
@@ -537,6 +546,13 @@ static int bcd_ok(const uint8_t *v, size_t n)
         if ((v[i] >> 4) > 9 || (v[i] & 15) > 9)
             return 0;
     return 1;
+}
+
+/* An application identifier (payment.md section 2): 5 to 16 bytes whose first nibble is A or D (the registered
+ * and national RID categories of ISO/IEC 7816-5). Anything else in an AID's place may be card data. */
+static int looks_like_aid(const uint8_t *v, size_t n)
+{
+    return n >= 5 && n <= 16 && ((v[0] >> 4) == 0xA || (v[0] >> 4) == 0xD);
 }
 
 static uint8_t *w_digits_body(uint8_t *p, const uint8_t *v, size_t n)
@@ -727,13 +743,14 @@ static int walk_bmps(struct ctx *c, const uint8_t *d, size_t n, size_t pos, uint
             c->tlv_n = size;
             c->has_tlv = 1;
             continue;
-        case K_WITHHELD: {
-            char key[2];
-            key[0] = HEX[tag >> 4];
-            key[1] = HEX[tag & 15];
-            withhold(c, key, 2);
+        case K_AID:
+            if (looks_like_aid(v, size))
+                break;
+            withhold_bmp(c, tag); /* not an AID: maybe card data */
             continue;
-        }
+        case K_WITHHELD:
+            withhold_bmp(c, tag);
+            continue;
         case K_AMOUNT:
         case K_DIGITS:
             if (!bcd_ok(v, size))
@@ -891,6 +908,10 @@ static int walk_tlv(struct ctx *c, const uint8_t *v, size_t n, int depth, uint32
                 c->card_tech_n = o.size;
             }
         } else if (o.tag == TAG_AID && o.tag_len == 1) {
+            if (!looks_like_aid(o.val, o.size)) {
+                withhold(c, "4F", 2);
+                continue;
+            }
             if (!c->has_aid) {
                 c->has_aid = 1;
                 c->aid = o.val;
@@ -914,7 +935,9 @@ static int walk_tlv(struct ctx *c, const uint8_t *v, size_t n, int depth, uint32
         p = c->p;
         *p++ = 0x92;
         p = w_tag(p, &o);
-        if (o.tag_len != 1)
+        if (o.tag_len == 2 && o.tag == TAG_TRACK2_DATA)
+            p = w_track(p, o.val, o.size);
+        else if (o.tag_len != 1)
             p = w_bytes(p, o.val, o.size);
         else if (o.tag == TAG_LINE)
             p = w_text(p, o.val, o.size);

@@ -185,8 +185,11 @@ nibble_bytes = st.lists(st.sampled_from([0, 1, 4, 7, 9, 0xD, 0xE, 0xF, 0xA]), mi
     lambda ns: bytes(ns[i] << 4 | ns[i + 1] for i in range(0, len(ns) - 1, 2)))
 text_bytes = st.one_of(st.binary(max_size=30), st.text("0123456789 -ABCü", max_size=30).map(
     lambda t: t.encode("cp437")))
+# AIDs and near-AIDs: 5-16 bytes, first nibble A or D (kept), or one nibble or byte off (withheld)
+aid_bytes = st.tuples(st.sampled_from([0xA0, 0xD2, 0xAF, 0x47, 0x0A, 0xB0, 0xC0, 0xE0]),
+                      st.binary(min_size=3, max_size=16)).map(lambda t: bytes([t[0]]) + t[1])
 TLV_TAGS = [b"\x07", b"\x09", b"\x5a", b"\x57", b"\x56", b"\x4f", b"\x1f\x12", b"\x5f\x20", b"\x5f\x24", b"\x9f\x1f",
-            b"\x14", b"\x1f\x07", b"\x1f\x81\x81\x01", b"\x1f\x81\x81\x81\x01"]
+            b"\x9f\x6b", b"\x14", b"\x1f\x07", b"\x1f\x81\x81\x01", b"\x1f\x81\x81\x81\x01"]
 CONSTRUCTED = [b"\x24", b"\x25", b"\x2f", b"\x60", b"\x26", b"\xbf\x01"]
 
 
@@ -199,7 +202,7 @@ def tlv_objects(draw, depth=0):
             tag = draw(st.sampled_from(CONSTRUCTED))
         else:
             tag = draw(st.sampled_from(TLV_TAGS))
-            inner = draw(st.one_of(text_bytes, bcd_bytes, nibble_bytes, st.binary(max_size=4)))
+            inner = draw(st.one_of(text_bytes, bcd_bytes, nibble_bytes, st.binary(max_size=4), aid_bytes))
         n = len(inner)
         if draw(st.integers(0, 15)) == 0:
             n = draw(st.integers(0, 300))  # a wrong length
@@ -224,6 +227,8 @@ def bmp(draw):
         v = draw(st.one_of(text_bytes, st.just(b"B4761739001010010^DOE/J^2512")))
     elif kind in (B.PAN, B.TRACK):
         v = draw(nibble_bytes)
+    elif kind == B.AID:
+        v = draw(st.one_of(aid_bytes, bcd_bytes, st.binary(max_size=8)))
     else:
         v = draw(st.one_of(bcd_bytes, st.binary(max_size=8)))
     if length > 0:

@@ -97,7 +97,7 @@ class _Apdu:
         self.withheld: list[str] = []
         self.faults: list[_Fault] = []
         self.card_tech: bytes | None = None  # first TLV 1F12 (pre-order)
-        self.aid: bytes | None = None        # first TLV 4F
+        self.aid: bytes | None = None        # first TLV 4F that looks like an AID
 
     def withhold(self, key: str) -> None:
         if key not in self.withheld:
@@ -144,7 +144,7 @@ def _walk_bmps(a: _Apdu, d: bytes, pos: int) -> None:
         if kind == B.TLV:
             a.tlv_value = v
             continue
-        if kind == B.WITHHELD:
+        if kind == B.WITHHELD or (kind == B.AID and not B.looks_like_aid(v)):
             a.withhold(key)
             continue
         if kind == B.INT:
@@ -213,8 +213,12 @@ def _walk_tlv(a: _Apdu, v: bytes, depth: int) -> tuple[list, _Fault | None]:
             continue
         if tag == B.TLV_CARD_TECH and a.card_tech is None:
             a.card_tech = val
-        elif tag == B.TLV_AID and a.aid is None:
-            a.aid = val
+        elif tag == B.TLV_AID:
+            if not B.looks_like_aid(val):
+                a.withhold(tag)
+                continue
+            if a.aid is None:
+                a.aid = val
         if tag in B.TLV_WITHHELD:
             a.withhold(tag)
             continue

@@ -24,6 +24,7 @@ PAN = "pan"            # BCD PAN ('E' = device-masked digit, trailing 'F' paddin
 TRACK = "track"        # nibble-packed track 2/3 -> {"pan": masked} or {}
 TRACK1 = "track1"      # ASCII track 1 ("B" PAN "^" ...) -> {"pan": masked} or {}
 WITHHELD = "withheld"  # never emitted; listed under "withheld"
+AID = "aid"            # an application identifier: bytes when it looks like one (looks_like_aid), else withheld
 TOTALS = "totals"      # BMP 60 individual totals (bytes in the map; payment.eod)
 TLV = "tlv"            # BMP 06
 
@@ -71,7 +72,7 @@ BMPS: dict[int, tuple[int, str]] = {
     0xA7: (LL, BYTES),     # chip data, EF_ID
     0xAA: (3, DIGITS),     # date YYMMDD
     0xAF: (LLL, BYTES),    # EF_Info
-    0xBA: (5, BYTES),      # AID parameter
+    0xBA: (5, AID),        # AID parameter
     0xD0: (1, INT),        # algorithm key
     0xD1: (LL, WITHHELD),  # card offset / PIN data
     0xD2: (1, INT),        # card output direction
@@ -134,14 +135,22 @@ MAX_TLV_TAG = 4       # bytes of one tag (1F xx xx xx); a longer tag is malforme
 
 TLV_TEXT = frozenset({"07"})                       # text line
 TLV_PAN = frozenset({"5A"})                        # EMV application PAN (BCD)
-TLV_TRACK = frozenset({"57"})                      # EMV track 2 equivalent (nibbles) -> {"pan"}
+TLV_TRACK = frozenset({"57", "9F6B"})              # EMV track 2 equivalent, track 2 data (nibbles) -> {"pan"}
 TLV_TRACK1 = frozenset({"56"})                     # EMV track 1 (ASCII) -> {"pan"}
 TLV_WITHHELD = frozenset({"5F20", "5F24", "9F0B", "9F1F", "9F20"})  # name, expiry, name ext., discretionary
 TLV_DISPLAY = "24"   # display texts (constructed; 07 lines)
 TLV_PRINT = "25"     # print texts (constructed; 07 lines)
 TLV_LINE = "07"
 TLV_CARD_TECH = "1F12"   # card technology: 00 magnetic stripe, 01 chip, 02 contactless (NFC)
-TLV_AID = "4F"
+TLV_AID = "4F"        # like BMP BA: bytes when it looks like an AID, else withheld
+
+
+def looks_like_aid(v: bytes) -> bool:
+    """An application identifier (payment.md section 2): 5 to 16 bytes whose first nibble is A or D, the registered
+    and national RID categories of ISO/IEC 7816-5. Anything else where an AID belongs may be card data."""
+    return 5 <= len(v) <= 16 and v[0] >> 4 in (0xA, 0xD)
+
+
 ENTRY = {0: "swipe", 1: "chip", 2: "contactless"}
 
 # ------------------------------------------------------------------------ BMP 60 individual totals (53 bytes)
