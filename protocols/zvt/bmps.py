@@ -69,7 +69,7 @@ BMPS: dict[int, tuple[int, str]] = {
     0x8C: (1, INT),        # card-type id of the network operator
     0x9A: (LLL, BYTES),    # Geldkarte records
     0xA0: (1, INT),        # result code AS
-    0xA7: (LL, BYTES),     # chip data, EF_ID
+    0xA7: (LL, WITHHELD),  # chip data, EF_ID: a girocard chip's account data (bank code, account number)
     0xAA: (3, DIGITS),     # date YYMMDD
     0xAF: (LLL, BYTES),    # EF_Info
     0xBA: (5, AID),        # AID parameter
