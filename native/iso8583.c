@@ -59,8 +59,6 @@ struct tw_iso8583 {
 
     /* the message being decoded */
     uint64_t msg_off;
-    uint8_t raw[TW_LF_MAX_PREFIX + 4]; /* prefix + MTI bytes: what an error may quote */
-    unsigned raw_len;
     char mti[4];
     unsigned nerrors;
     struct slot slots[128];
@@ -227,8 +225,8 @@ static void msg_error(tw_iso8583 *d, int code, const char *field, size_t field_l
     p = tw_mpw_str(p, tw_error_reason(code), tw_error_reason_len(code));
     p = TW_KEY(p, "offset");
     p = tw_mpw_uint(p, d->msg_off);
-    p = TW_KEY(p, "raw");
-    p = tw_mpw_bin(p, d->raw, d->raw_len);
+    p = TW_KEY(p, "raw"); /* always empty: out of step, the prefix and MTI may be message data (payment.md 2) */
+    p = tw_mpw_bin_header(p, 0);
     p = TW_KEY(p, "field");
     p = tw_mpw_str(p, field, field_len);
     tw_out_commit(d->io.out, p);
@@ -1075,8 +1073,7 @@ static int read_length(const tw_iso_field *f, const uint8_t *p, uint32_t *len)
     return 0;
 }
 
-static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint64_t off, const uint8_t *prefix,
-                           unsigned plen)
+static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint64_t off)
 {
     size_t h = d->header < blen ? d->header : blen;
     const uint8_t *m = body + h;
@@ -1086,9 +1083,6 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
     int fatal = 0;
 
     d->msg_off = off;
-    memcpy(d->raw, prefix, plen);
-    memcpy(d->raw + plen, m, n < mlen ? n : mlen);
-    d->raw_len = plen + (unsigned)(n < mlen ? n : mlen);
     d->nerrors = 0;
     d->nslots = 0;
     d->hexlen = 0;
@@ -1232,7 +1226,7 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
 static void on_frame(void *ctx, const tw_lf_result *r)
 {
     tw_iso8583 *d = ctx;
-    decode_message(d, r->frame, r->frame_len, r->offset, d->f.prefix, d->f.plen);
+    decode_message(d, r->frame, r->frame_len, r->offset);
 }
 
 int tw_iso8583_feed(tw_iso8583 *d, const uint8_t *data, size_t len, tw_out *out)

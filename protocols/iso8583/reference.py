@@ -18,8 +18,10 @@ TEXT_TYPES = (ASCII, EBCDIC, BCD)
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
 
 
-def _error(code: str, offset: int, raw: bytes, field: str | None = None) -> dict:
-    data = {"code": code, "reason": T.ERRORS[code], "offset": offset, "raw": bytes(raw[:32])}
+def _error(code: str, offset: int, field: str | None = None) -> dict:
+    # raw is always empty: a length framing has no resynchronisation point, so once out of step its prefix and
+    # MTI may be message data (payment.md section 2, iso8583.md section 1)
+    data = {"code": code, "reason": T.ERRORS[code], "offset": offset, "raw": b""}
     if field is not None:
         data["field"] = field
     return {"type": "protocol.error", "data": data}
@@ -29,8 +31,8 @@ def _framing_events(items: list, on_frame) -> list:
     out = []
     for item in items:
         if item[0] == "error":
-            _, code, off, raw = item
-            out.append(_error(code, off, raw))
+            _, code, off = item
+            out.append(_error(code, off))
         else:
             out.extend(on_frame(item[1], item[2], item[3]))
     return out
@@ -182,10 +184,9 @@ class ReferenceIso8583Decoder(_Base):
         msg = body[self.header:]
         errors: list = []
         mti_len = 2 if spec.mti == 2 else 4
-        raw = prefix + msg[:mti_len]
 
         def err(code, field):
-            errors.append(_error(code, off, raw, field))
+            errors.append(_error(code, off, field))
 
         # MTI
         m = msg[:mti_len]
