@@ -317,8 +317,9 @@ static enum tlv_rule tlv_rule(const struct tlv *t)
             return R_TRACK2;
         case 0x9F1F:
             return R_TRACK1;
-        case 0x5F20:
-        case 0x5F24:
+        case 0x5F20: /* cardholder name */
+        case 0x9F0B: /* cardholder name extended */
+        case 0x5F24: /* expiry */
             return R_WITHHELD;
         default:
             return R_PLAIN;

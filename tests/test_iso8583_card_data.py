@@ -42,6 +42,7 @@ def test_no_pan_digits_leave_the_iso8583_decoder(pan, spec, strict, cut, mti):
     icc = (tlv("5A", bcd(pan)) + tlv("57", bytes.fromhex(pan + "D2812201" + ("F" if len(pan) % 2 else "")))
            + tlv("56", b"B" + pan.encode() + b"^DOE/JOHN^2812") + tlv("9F1F", pan.encode())
            + tlv("9F6B", bcd(pan + "D2812")) + tlv("9F20", bcd(pan)) + tlv("5F24", bytes.fromhex("281231"))
+           + tlv("9F0B", b"DOE/JOHN ALEXANDER")
            + bytes.fromhex("70") + bytes([len(inner)]) + inner)
     fields = {2: var(2, pan.encode()), 14: b"2812", 35: var(2, pan.encode() + b"=2812201"),
               36: var(3, b"01" + pan.encode() + b"=2812"), 45: var(2, b"B" + pan.encode() + b"^DOE/JOHN^2812"),
