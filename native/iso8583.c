@@ -831,7 +831,14 @@ static const char *entry_mode(tw_iso8583 *d, size_t *len)
     return NULL;
 }
 
-/* field 55's top-level tag 4F, else 84 (one scan) */
+/* An application identifier: 5-16 bytes whose first nibble is A or D (the registered and national RID categories
+ * of ISO/IEC 7816-5), so that a PAN a device puts where an AID belongs is not emitted (payment.md section 2). */
+static int looks_like_aid(const struct tlv *t)
+{
+    return t->len >= 5 && t->len <= 16 && ((t->value[0] >> 4) == 0xA || (t->value[0] >> 4) == 0xD);
+}
+
+/* field 55's top-level tag 4F when it looks like an AID, else 84 when it does (one scan) */
 static int find_aid(const tw_iso8583 *d, struct tlv *out)
 {
     const struct slot *s;
@@ -846,7 +853,7 @@ static int find_aid(const tw_iso8583 *d, struct tlv *out)
     while (pos < s->n) {
         tlv_next(s->data + pos, s->n - pos, &t);
         pos += t.size;
-        if (t.tag_len != 1)
+        if (t.tag_len != 1 || !looks_like_aid(&t))
             continue;
         if (t.tag[0] == 0x4F) {
             *out = t;

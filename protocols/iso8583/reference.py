@@ -145,6 +145,12 @@ def parse_tlv(b: bytes, depth: int = 1) -> list:
     return out
 
 
+def looks_like_aid(v: bytes) -> bool:
+    """5-16 bytes whose first nibble is A or D: the registered and national RID categories of ISO/IEC 7816-5
+    (payment.md section 2: a PAN a device puts where an AID belongs is not emitted)."""
+    return 5 <= len(v) <= 16 and v[0] >> 4 in (0xA, 0xD)
+
+
 def tlv_map(items: list, path: str, withheld: list) -> dict:
     m = {}
     for key, constructed, v in items:
@@ -388,8 +394,9 @@ def semantic(mti: str, fields: dict) -> list:
     icc = fields.get("55")
     if isinstance(icc, dict):
         for tag in ("4F", "84"):
-            if isinstance(icc.get(tag), bytes):
-                data["aid"] = icc[tag].hex().upper()
+            v = icc.get(tag)
+            if isinstance(v, bytes) and looks_like_aid(v):
+                data["aid"] = v.hex().upper()
                 break
     for key, n in (("date", 13), ("time", 12)):
         v = _str(fields, n)
