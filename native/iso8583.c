@@ -338,6 +338,17 @@ static uint64_t tag_key(const struct tlv *t)
     return k;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Up to this many elements a level checks for a repeated tag by comparing each new key with the ones before it
+ * (cheap for the usual field 55 of 10-30 tags); a larger level sorts its keys instead, so a custom LLLL TLV field
+ * of thousands of elements costs O(k log k), not O(k^2). Either way the answer is the same. */
+#define TLV_SMALL_LEVEL 32
+
 /* 0 when p[0..n) is a valid TLV level at `depth` (1 = the field): structure, depth, no repeated tag. The level's
  * tag keys go to keys[0..), which has room for one per two bytes of the field (an element takes at least two).
  * Also counts the entries the level writes (*top, when asked) and adds the withheld tags of the whole subtree to
@@ -353,15 +364,23 @@ static int tlv_check(const uint8_t *p, size_t n, int depth, uint64_t *keys, uint
         if (tlv_next(p + pos, n - pos, &t) != 0)
             return -1;
         key = tag_key(&t);
-        for (i = 0; i < k; i++)
-            if (keys[i] == key)
-                return -1;
+        if (k < TLV_SMALL_LEVEL) { /* a small level: compare with the keys so far */
+            for (i = 0; i < k; i++)
+                if (keys[i] == key)
+                    return -1;
+        }
         keys[k++] = key;
         pos += t.size;
         if (t.tag[0] & 0x20)
             nested = 1;
         else if (tlv_rule(&t) == R_WITHHELD)
             held++;
+    }
+    if (k > TLV_SMALL_LEVEL) { /* a large level: sort its keys once, a repeat is then a neighbour, O(k log k) */
+        qsort(keys, k, sizeof(keys[0]), key_cmp);
+        for (i = 1; i < k; i++)
+            if (keys[i] == keys[i - 1])
+                return -1;
     }
     if (top)
         *top = (uint32_t)k - held;
