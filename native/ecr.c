@@ -716,8 +716,9 @@ static void frame_done(tw_ecr *d)
     }
     for (k = 0; k < d->nwithheld; k++) /* withheld values never leave, not even in the payload */
         memset(d->payload + d->hidden_from[k], '*', d->hidden_to[k] - d->hidden_from[k]);
-    if (d->nwithheld && d->cfg.match == TW_ECR_MATCH_LENGTH && d->cfg.fs != TW_ECR_NONE)
-        d->nseps = find_separators(d); /* a withheld slice may have covered a separator */
+    if (d->nwithheld && d->cfg.fs != TW_ECR_NONE)
+        d->nseps = find_separators(d); /* a withheld slice (length layouts) or a withheld whole field (code layouts)
+                                        * may have covered a separator: the fields split the starred payload */
     scrub_payload(d); /* separators are never digits, spaces or hyphens: fields split alike */
     emit_frame(d);
     if (m && !d->scratch.oom) {

@@ -59,8 +59,6 @@ struct tw_iso8583 {
 
     /* the message being decoded */
     uint64_t msg_off;
-    uint8_t raw[TW_LF_MAX_PREFIX + 4]; /* prefix + MTI bytes: what an error may quote */
-    unsigned raw_len;
     char mti[4];
     unsigned nerrors;
     struct slot slots[128];
@@ -227,8 +225,8 @@ static void msg_error(tw_iso8583 *d, int code, const char *field, size_t field_l
     p = tw_mpw_str(p, tw_error_reason(code), tw_error_reason_len(code));
     p = TW_KEY(p, "offset");
     p = tw_mpw_uint(p, d->msg_off);
-    p = TW_KEY(p, "raw");
-    p = tw_mpw_bin(p, d->raw, d->raw_len);
+    p = TW_KEY(p, "raw"); /* always empty: out of step, the prefix and MTI may be message data (payment.md 2) */
+    p = tw_mpw_bin_header(p, 0);
     p = TW_KEY(p, "field");
     p = tw_mpw_str(p, field, field_len);
     tw_out_commit(d->io.out, p);
@@ -319,8 +317,9 @@ static enum tlv_rule tlv_rule(const struct tlv *t)
             return R_TRACK2;
         case 0x9F1F:
             return R_TRACK1;
-        case 0x5F20:
-        case 0x5F24:
+        case 0x5F20: /* cardholder name */
+        case 0x9F0B: /* cardholder name extended */
+        case 0x5F24: /* expiry */
             return R_WITHHELD;
         default:
             return R_PLAIN;
@@ -339,6 +338,17 @@ static uint64_t tag_key(const struct tlv *t)
     return k;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Up to this many elements a level checks for a repeated tag by comparing each new key with the ones before it
+ * (cheap for the usual field 55 of 10-30 tags); a larger level sorts its keys instead, so a custom LLLL TLV field
+ * of thousands of elements costs O(k log k), not O(k^2). Either way the answer is the same. */
+#define TLV_SMALL_LEVEL 32
+
 /* 0 when p[0..n) is a valid TLV level at `depth` (1 = the field): structure, depth, no repeated tag. The level's
  * tag keys go to keys[0..), which has room for one per two bytes of the field (an element takes at least two).
  * Also counts the entries the level writes (*top, when asked) and adds the withheld tags of the whole subtree to
@@ -354,15 +364,23 @@ static int tlv_check(const uint8_t *p, size_t n, int depth, uint64_t *keys, uint
         if (tlv_next(p + pos, n - pos, &t) != 0)
             return -1;
         key = tag_key(&t);
-        for (i = 0; i < k; i++)
-            if (keys[i] == key)
-                return -1;
+        if (k < TLV_SMALL_LEVEL) { /* a small level: compare with the keys so far */
+            for (i = 0; i < k; i++)
+                if (keys[i] == key)
+                    return -1;
+        }
         keys[k++] = key;
         pos += t.size;
         if (t.tag[0] & 0x20)
             nested = 1;
         else if (tlv_rule(&t) == R_WITHHELD)
             held++;
+    }
+    if (k > TLV_SMALL_LEVEL) { /* a large level: sort its keys once, a repeat is then a neighbour, O(k log k) */
+        qsort(keys, k, sizeof(keys[0]), key_cmp);
+        for (i = 1; i < k; i++)
+            if (keys[i] == keys[i - 1])
+                return -1;
     }
     if (top)
         *top = (uint32_t)k - held;
@@ -832,7 +850,14 @@ static const char *entry_mode(tw_iso8583 *d, size_t *len)
     return NULL;
 }
 
-/* field 55's top-level tag 4F, else 84 (one scan) */
+/* An application identifier: 5-16 bytes whose first nibble is A or D (the registered and national RID categories
+ * of ISO/IEC 7816-5), so that a PAN a device puts where an AID belongs is not emitted (payment.md section 2). */
+static int looks_like_aid(const struct tlv *t)
+{
+    return t->len >= 5 && t->len <= 16 && ((t->value[0] >> 4) == 0xA || (t->value[0] >> 4) == 0xD);
+}
+
+/* field 55's top-level tag 4F when it looks like an AID, else 84 when it does (one scan) */
 static int find_aid(const tw_iso8583 *d, struct tlv *out)
 {
     const struct slot *s;
@@ -847,7 +872,7 @@ static int find_aid(const tw_iso8583 *d, struct tlv *out)
     while (pos < s->n) {
         tlv_next(s->data + pos, s->n - pos, &t);
         pos += t.size;
-        if (t.tag_len != 1)
+        if (t.tag_len != 1 || !looks_like_aid(&t))
             continue;
         if (t.tag[0] == 0x4F) {
             *out = t;
@@ -1075,8 +1100,7 @@ static int read_length(const tw_iso_field *f, const uint8_t *p, uint32_t *len)
     return 0;
 }
 
-static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint64_t off, const uint8_t *prefix,
-                           unsigned plen)
+static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint64_t off)
 {
     size_t h = d->header < blen ? d->header : blen;
     const uint8_t *m = body + h;
@@ -1086,9 +1110,6 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
     int fatal = 0;
 
     d->msg_off = off;
-    memcpy(d->raw, prefix, plen);
-    memcpy(d->raw + plen, m, n < mlen ? n : mlen);
-    d->raw_len = plen + (unsigned)(n < mlen ? n : mlen);
     d->nerrors = 0;
     d->nslots = 0;
     d->hexlen = 0;
@@ -1232,7 +1253,7 @@ static void decode_message(tw_iso8583 *d, const uint8_t *body, size_t blen, uint
 static void on_frame(void *ctx, const tw_lf_result *r)
 {
     tw_iso8583 *d = ctx;
-    decode_message(d, r->frame, r->frame_len, r->offset, d->f.prefix, d->f.plen);
+    decode_message(d, r->frame, r->frame_len, r->offset);
 }
 
 int tw_iso8583_feed(tw_iso8583 *d, const uint8_t *data, size_t len, tw_out *out)

@@ -129,16 +129,16 @@ static int reserve(tw_lenframe *f, size_t n)
     return 1;
 }
 
-static void set_error(tw_lenframe *f, tw_lf_result *r, int code, uint64_t off, const uint8_t *raw, unsigned n)
+/* A length framing has no resynchronisation point: once out of step, what it reads as a prefix may be message
+ * data (a PAN), so its errors quote nothing (payment.md section 2, iso8583.md section 1): raw is always empty. */
+static void set_error(tw_lenframe *f, tw_lf_result *r, int code, uint64_t off)
 {
-    if (n)
-        memcpy(f->raw, raw, n);
-    f->raw_len = n;
+    (void)f;
     r->kind = TW_LF_ERROR;
     r->code = code;
     r->offset = off;
-    r->raw = f->raw;
-    r->raw_len = n;
+    r->raw = NULL;
+    r->raw_len = 0;
 }
 
 size_t tw_lenframe_take(tw_lenframe *f, const uint8_t *p, size_t n, uint64_t off, tw_lf_result *r)
@@ -153,7 +153,7 @@ size_t tw_lenframe_take(tw_lenframe *f, const uint8_t *p, size_t n, uint64_t off
             if (n > f->bound - f->len) {
                 f->overflow = 1;
                 f->len = 0;
-                set_error(f, r, TW_ERR_LENGTH_TOO_LARGE, 0, NULL, 0);
+                set_error(f, r, TW_ERR_LENGTH_TOO_LARGE, 0);
             } else if (n && reserve(f, n)) {
                 memcpy(f->buf + f->len, p, n);
                 f->len += n;
@@ -200,7 +200,7 @@ size_t tw_lenframe_take(tw_lenframe *f, const uint8_t *p, size_t n, uint64_t off
             int report = !f->run;
             f->run = 1;
             if (report)
-                set_error(f, r, code, f->pre_off, f->pre, f->plen);
+                set_error(f, r, code, f->pre_off);
             /* skip the prefix's first byte; the others are read again */
             memmove(f->pre, f->pre + 1, f->plen - 1);
             f->npre--;
@@ -247,9 +247,9 @@ void tw_lenframe_finish(tw_lenframe *f, tw_lf_result *r)
     }
     if (f->in_frame) {
         f->in_frame = 0;
-        set_error(f, r, TW_ERR_TRUNCATED, f->frame_off, f->prefix, f->plen);
+        set_error(f, r, TW_ERR_TRUNCATED, f->frame_off);
     } else if (f->npre) {
-        set_error(f, r, TW_ERR_TRUNCATED, f->pre_off, f->pre, f->npre);
+        set_error(f, r, TW_ERR_TRUNCATED, f->pre_off);
         f->npre = 0;
     }
 }

@@ -51,13 +51,12 @@ typedef struct tw_lenframe {
     uint8_t *buf;       /* the frame being collected across feeds */
     size_t len, cap;
     int overflow;       /* TW_LF_NONE: the stream outgrew the bound */
-    uint8_t raw[TW_LF_MAX_PREFIX]; /* an error's raw bytes */
-    unsigned raw_len;
     int nomem;
 } tw_lenframe;
 
 /* The result of one step. For a frame: `frame`/`frame_len` (header + message), `offset` = its prefix's first byte,
- * `prefix`/`prefix_len`. For an error: `code`, `offset`, `raw`/`raw_len`. Pointers are valid until the next call. */
+ * `prefix`/`prefix_len`. For an error: `code`, `offset`, `raw`/`raw_len` (always empty:
+ * a length framing has no resynchronisation point, so its errors quote nothing). Pointers are valid until the next call. */
 typedef struct tw_lf_result {
     int kind;
     int code;

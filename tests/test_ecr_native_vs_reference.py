@@ -172,3 +172,25 @@ def test_scrubbing_agrees_on_digit_heavy_payloads(parts, pad, options):
     payload = b"Z" * pad + "".join(parts).encode()
     data = T.frame(cfg, payload) + T.frame(cfg, payload[::-1])
     check_all(cfg, data, [len(data) // 2])
+
+
+def test_withheld_field_with_subfields_splits_alike():
+    """A code-matched layout whose withheld item is a whole field holding `us` sub-fields: the starred field has no
+    separator left, so both backends split the starred payload and show it as one str (ecr.md section 4)."""
+    import dataclasses
+
+    from protocols.decoder import unpack_events
+
+    pax = T.resolve({"preset": "pax"})
+    layout = T._msg("payment.result", T.PROTOCOL, ("amount_minor", T.F(1), "int"),
+                    ("cardholder", T.F(2), "withheld"), ("expiry", T.S(3, 1), "withheld"), code="T9")
+    cfg = dataclasses.replace(pax, messages=[layout])
+    payload = b"T9\x1c100\x1c DOE\x1fJOHN \x1cX\x1f2812\x1fY"
+    data = T.frame(cfg, payload) + T.frame(cfg, b"T9\x1c5\x1c\x1f\x1c")
+    outs = [run(cls, cfg, [data]) for cls in BACKENDS]
+    assert outs[0] == outs[1]
+    frames = [e["data"] for e in unpack_events(outs[0]) if e["type"] == "ecr.frame"]
+    assert frames[0]["fields"] == ["T9", "100", " ******** ", ["X", "****", "Y"]]
+    assert frames[0]["withheld"] == ["cardholder", "expiry"]
+    assert frames[1]["fields"] == ["T9", "5", "*", ""]  # a field of one separator is starred too
+    check_all(cfg, data, [5, 17])

@@ -222,3 +222,69 @@ def test_frame_bounds_agree():
     stream = b"0800" + bytes(8) + b"x" * 65536
     outs = [run(m, [stream]) for m in iso_makers("iso87-binary", "none", 0, False)]
     assert outs[0] == outs[1] and b"length_too_large" in outs[0]
+
+
+# ------------------------------------------------------------------------------------ large TLV levels
+# A custom LLLL TLV field holds up to ~2,500 elements at one level. C checks a level for a repeated tag by
+# comparing each new tag with the ones before it up to 32 elements and by sorting a larger level's tags
+# (O(k log k)); Python keeps a set. Both must answer alike at and around the switch (iso8583.md section 5).
+
+BIG_TLV_SPEC = {"name": "big-tlv", "mti": "ascii", "bitmap": "binary",
+                "fields": {"3": {"length": "fixed", "max": 6, "data": "ascii"},
+                           "60": {"length": "LLLL", "max": 9999, "prefix": "ascii", "data": "binary", "tlv": True}}}
+
+
+def big_tlv_message(tlv: bytes) -> bytes:
+    body = b"0200" + bytes.fromhex("2000000000000010") + b"000000" + b"%04d" % len(tlv) + tlv
+    return len(body).to_bytes(2, "big") + body
+
+
+def tag3(i: int) -> bytes:
+    """A distinct 3-byte tag for i < 16384 (1F, then two bytes: the first with its top bit set)."""
+    return bytes([0x1F, 0x80 | (i >> 7), i & 0x7F])
+
+
+@pytest.fixture(scope="module")
+def big_tlv_makers(tmp_path_factory):
+    import json
+    path = tmp_path_factory.mktemp("spec") / "big-tlv.json"
+    path.write_text(json.dumps(BIG_TLV_SPEC))
+    return iso_makers(str(path), "len2", 0, False)
+
+
+@pytest.mark.parametrize("k", [1, 2, 31, 32, 33, 34, 100, 2499])
+@pytest.mark.parametrize("repeat", [None, "first-last", "last-two", "middle"])
+def test_large_tlv_levels_agree(big_tlv_makers, k, repeat):
+    tags = [tag3(i) for i in range(k)]
+    if repeat == "first-last" and k > 1:
+        tags[-1] = tags[0]
+    elif repeat == "last-two" and k > 1:
+        tags[-1] = tags[-2]
+    elif repeat == "middle" and k > 2:
+        tags[k // 2] = tags[k // 2 - 1]
+    data = big_tlv_message(b"".join(t + b"\x00" for t in tags))
+    outs = [run(m, [data]) for m in big_tlv_makers]
+    assert outs[0] == outs[1]
+    events = unpack_events(outs[0])
+    repeated = len(set(tags)) < len(tags)
+    assert [e["data"]["code"] for e in events if e["type"] == "protocol.error"] == (["bad_tlv"] if repeated else [])
+    msg = next(e["data"] for e in events if e["type"] == "iso8583.message")
+    assert ("60" in msg["fields"]) == (not repeated)
+    if not repeated:
+        assert len(msg["fields"]["60"]) == k
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_large_nested_tlv_level_agrees(big_tlv_makers, repeat):
+    """A constructed tag (BF01) holding 600 elements next to 600 top-level ones: each level is checked apart (the
+    same tag at two levels is not a repeat); a repeat inside the nested level is."""
+    inner_tags = [tag3(i) for i in range(600)]
+    if repeat:
+        inner_tags[599] = inner_tags[0]
+    inner = b"".join(t + b"\x00" for t in inner_tags)
+    outer = b"".join(tag3(i) + b"\x00" for i in range(600)) + b"\xbf\x01\x82" + len(inner).to_bytes(2, "big") + inner
+    data = big_tlv_message(outer)
+    outs = [run(m, [data]) for m in big_tlv_makers]
+    assert outs[0] == outs[1]
+    codes = [e["data"]["code"] for e in unpack_events(outs[0]) if e["type"] == "protocol.error"]
+    assert codes == (["bad_tlv"] if repeat else [])

@@ -32,7 +32,8 @@ def parse_prefix(framing: str, pre: bytes) -> tuple[str | None, int]:
 
 class Framer:
     """``feed(data, base)`` returns a list of ``("frame", offset, prefix, body)`` and
-    ``("error", code, offset, raw)``; ``close()`` the same for the end of the stream. ``body`` holds the link
+    ``("error", code, offset)`` (no raw bytes: a length framing cannot tell its prefix from message data once
+    out of step, so its errors quote nothing); ``close()`` the same for the end of the stream. ``body`` holds the link
     header followed by the message."""
 
     def __init__(self, framing: str, header: int, bound: int):
@@ -58,7 +59,7 @@ class Framer:
                 if len(data) > room:
                     self.overflow = True
                     self.body = bytearray()
-                    out.append(("error", "length_too_large", 0, b""))
+                    out.append(("error", "length_too_large", 0))
                 else:
                     self.body += data
             return out
@@ -90,7 +91,7 @@ class Framer:
         if code is not None:
             if not self.run:
                 self.run = True
-                out.append(("error", code, self.pre_off, bytes(self.pre)))
+                out.append(("error", code, self.pre_off))
             del self.pre[0]          # skip the prefix's first byte, read a prefix again from the next one
             self.pre_off += 1
             return
@@ -115,7 +116,7 @@ class Framer:
                 return []
             return [("frame", 0, b"", bytes(self.body))]
         if self.in_frame:
-            return [("error", "truncated", self.frame_off, self.prefix)]
+            return [("error", "truncated", self.frame_off)]
         if self.pre:
-            return [("error", "truncated", self.pre_off, bytes(self.pre))]
+            return [("error", "truncated", self.pre_off)]
         return []

@@ -18,8 +18,10 @@ TEXT_TYPES = (ASCII, EBCDIC, BCD)
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
 
 
-def _error(code: str, offset: int, raw: bytes, field: str | None = None) -> dict:
-    data = {"code": code, "reason": T.ERRORS[code], "offset": offset, "raw": bytes(raw[:32])}
+def _error(code: str, offset: int, field: str | None = None) -> dict:
+    # raw is always empty: a length framing has no resynchronisation point, so once out of step its prefix and
+    # MTI may be message data (payment.md section 2, iso8583.md section 1)
+    data = {"code": code, "reason": T.ERRORS[code], "offset": offset, "raw": b""}
     if field is not None:
         data["field"] = field
     return {"type": "protocol.error", "data": data}
@@ -29,8 +31,8 @@ def _framing_events(items: list, on_frame) -> list:
     out = []
     for item in items:
         if item[0] == "error":
-            _, code, off, raw = item
-            out.append(_error(code, off, raw))
+            _, code, off = item
+            out.append(_error(code, off))
         else:
             out.extend(on_frame(item[1], item[2], item[3]))
     return out
@@ -143,6 +145,12 @@ def parse_tlv(b: bytes, depth: int = 1) -> list:
     return out
 
 
+def looks_like_aid(v: bytes) -> bool:
+    """5-16 bytes whose first nibble is A or D: the registered and national RID categories of ISO/IEC 7816-5
+    (payment.md section 2: a PAN a device puts where an AID belongs is not emitted)."""
+    return 5 <= len(v) <= 16 and v[0] >> 4 in (0xA, 0xD)
+
+
 def tlv_map(items: list, path: str, withheld: list) -> dict:
     m = {}
     for key, constructed, v in items:
@@ -182,10 +190,9 @@ class ReferenceIso8583Decoder(_Base):
         msg = body[self.header:]
         errors: list = []
         mti_len = 2 if spec.mti == 2 else 4
-        raw = prefix + msg[:mti_len]
 
         def err(code, field):
-            errors.append(_error(code, off, raw, field))
+            errors.append(_error(code, off, field))
 
         # MTI
         m = msg[:mti_len]
@@ -387,8 +394,9 @@ def semantic(mti: str, fields: dict) -> list:
     icc = fields.get("55")
     if isinstance(icc, dict):
         for tag in ("4F", "84"):
-            if isinstance(icc.get(tag), bytes):
-                data["aid"] = icc[tag].hex().upper()
+            v = icc.get(tag)
+            if isinstance(v, bytes) and looks_like_aid(v):
+                data["aid"] = v.hex().upper()
                 break
     for key, n in (("date", 13), ("time", 12)):
         v = _str(fields, n)

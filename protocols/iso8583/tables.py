@@ -39,7 +39,7 @@ TRACK2_FIELDS = frozenset({35, 36})   # PAN before '=' or 'D'
 TRACK1_FIELDS = frozenset({45})       # PAN between 'B' and '^'
 # TLV tags (uppercase hex) -> rule
 TLV_RULES = {"5A": "pan", "57": "track2", "9F6B": "track2", "9F20": "track2", "56": "track1", "9F1F": "track1",
-             "5F20": "withheld", "5F24": "withheld"}
+             "5F20": "withheld", "9F0B": "withheld", "5F24": "withheld"}
 
 # semantic tables (section 3.3)
 ENTRY_MODES = {"05": "chip", "07": "contactless", "02": "swipe", "90": "swipe", "01": "manual"}
