@@ -50,7 +50,7 @@ static const tw_scanner_aim AIM[] = {
 };
 #define N_AIM (sizeof(AIM) / sizeof(AIM[0]))
 
-#define DEC6(p) {p "n", 6, 6, 'N', TW_SCAN_AI_DEC}
+#define DEC6(p) {p "d", 6, 6, 'N', TW_SCAN_AI_DEC}
 static const tw_scanner_ai AIS[] = {
     {"00", 18, 18, 'N', 0}, {"01", 14, 14, 'N', 0}, {"02", 14, 14, 'N', 0}, {"03", 14, 14, 'N', 0},
     {"10", 0, 20, 'X', 0},  {"11", 6, 6, 'N', 0},   {"12", 6, 6, 'N', 0},   {"13", 6, 6, 'N', 0},
@@ -292,7 +292,8 @@ static int ai_lookup(const tw_scanner *d, const uint8_t *s, size_t i, size_t n, 
             continue;
         for (j = 2; j < len; j++) {
             uint8_t c = s[i + j];
-            if (e->ai[j] == 'n' ? (c < '0' || c > '9') : c != (uint8_t)e->ai[j]) {
+            char want = e->ai[j];
+            if (want == 'n' ? (c < '0' || c > '9') : want == 'd' ? (c < '0' || c > '5') : c != (uint8_t)want) {
                 ok = 0;
                 break;
             }
@@ -303,6 +304,14 @@ static int ai_lookup(const tw_scanner *d, const uint8_t *s, size_t i, size_t n, 
         }
     }
     return -1;
+}
+
+static int wildcard(char c) { return c == 'n' || c == 'd'; }
+
+/* the AI's index among every AI the table covers (entry e, its digits at ai): for "seen" */
+static unsigned ai_slot(const tw_scanner *d, unsigned e, const uint8_t *ai)
+{
+    return d->base[e] + (AIS[e].ai[3] && wildcard(AIS[e].ai[3]) ? (unsigned)(ai[3] - '0') : 0u);
 }
 
 /* parses data[0..n) into d->els; the count, with *err the error code (TW_OK when the whole string decoded) */
@@ -352,7 +361,7 @@ static unsigned parse_gs1(tw_scanner *d, const uint8_t *s, size_t n, int *err)
                     return count;
                 }
         }
-        if (d->seen[d->base[e] + (ai_len == 4 && spec->ai[3] == 'n' ? (unsigned)(s[i + 3] - '0') : 0u)]) {
+        if (d->seen[ai_slot(d, (unsigned)e, s + i)]) {
             *err = TW_ERR_GS1_REPEATED_AI;
             return count;
         }
@@ -362,7 +371,7 @@ static unsigned parse_gs1(tw_scanner *d, const uint8_t *s, size_t n, int *err)
         d->els[count].a = (uint32_t)j;
         d->els[count].b = (uint32_t)end;
         count++;
-        d->seen[d->base[e] + (ai_len == 4 && spec->ai[3] == 'n' ? (unsigned)(s[i + 3] - '0') : 0u)] = 1;
+        d->seen[ai_slot(d, (unsigned)e, s + i)] = 1;
         i = end;
     }
     return count;
@@ -453,10 +462,8 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
         gs1 = 1;
     if (gs1) {
         count = parse_gs1(d, data, dn, &gerr);
-        for (k = 0; k < count; k++) {
-            const struct element *el = &d->els[k];
-            d->seen[d->base[el->entry] + (el->ai_len == 4 && AIS[el->entry].ai[3] == 'n' ? (unsigned)(data[el->at + 3] - '0') : 0u)] = 0;
-        }
+        for (k = 0; k < count; k++)
+            d->seen[ai_slot(d, d->els[k].entry, data + d->els[k].at)] = 0;
         if (gerr != TW_OK)
             emit_error(d, gerr, off);
         if (dn)
@@ -675,7 +682,10 @@ tw_scanner *tw_scanner_new(const tw_scanner_config *cfg)
         d->cset82[(uint8_t)CSET82[i]] = 1;
     for (i = 0; i < N_AIS; i++) {
         unsigned b;
-        d->base[i] = (uint16_t)(i ? d->base[i - 1] + (strlen(AIS[i - 1].ai) == 4 && AIS[i - 1].ai[3] == 'n' ? 10 : 1) : 0);
+        if (i) {
+            char last = AIS[i - 1].ai[3];
+            d->base[i] = (uint16_t)(d->base[i - 1] + (last == 'n' ? 10 : last == 'd' ? 6 : 1));
+        }
         b = (unsigned)(AIS[i].ai[0] - '0') * 10 + (unsigned)(AIS[i].ai[1] - '0');
         if (d->nbucket[b] < BUCKET_MAX)
             d->bucket[b][d->nbucket[b]++] = (int16_t)i;

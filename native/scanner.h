@@ -53,8 +53,8 @@ typedef struct tw_scanner_aim {
     int gs1;
 } tw_scanner_aim;
 
-/* one GS1 AI entry: digits ("310n": four digits, the last any), fixed length (0 = variable), max length,
- * charset 'N' or 'X', kind */
+/* one GS1 AI entry: digits ("390n": four digits, the last any; "310d": the last 0..5), fixed length
+ * (0 = variable), max length, charset 'N' or 'X', kind */
 typedef struct tw_scanner_ai {
     const char *ai;
     uint8_t fixed;

@@ -85,9 +85,10 @@ def aim_list() -> list[tuple[str, str, str, int, bool]]:
 
 # ------------------------------------------------------------------------------ GS1 application identifiers
 # (AI, fixed length or 0 for variable, maximum length, charset, kind). An AI written with a trailing "n" has four
-# digits, the last one any digit (the decimal count for kind "dec" and "cur_dec"). charset: "N" digits,
-# "X" GS1 AI encodable character set 82. kind: "" plain; "dec" the value is also given as an integer with
-# n decimals; "cur_dec" three digits of ISO 4217 currency, then the amount with n decimals.
+# digits, the last one any digit; a trailing "d", the last one 0..5 (the decimal count of a six-digit measure: the
+# GS1 table defines 310n..369n for n <= 5 only). The last digit is the decimal count for kinds "dec" and
+# "cur_dec". charset: "N" digits, "X" GS1 AI encodable character set 82. kind: "" plain; "dec" the value is also
+# given as an integer with n decimals; "cur_dec" three digits of ISO 4217 currency, then the amount with n decimals.
 # Source: GS1 General Specifications, section 3 (application identifier table); lengths checked against
 # jodal/biip's table.
 AIS = [
@@ -111,7 +112,7 @@ AIS = [
     ("251", 0, 30, "X", ""),
     ("254", 0, 20, "X", ""),
     ("30", 0, 8, "N", ""),
-    *[(f"{p}n", 6, 6, "N", "dec") for p in
+    *[(f"{p}d", 6, 6, "N", "dec") for p in
       ("310", "311", "312", "313", "314", "315", "316", "320", "321", "322", "323", "324", "325", "326", "327",
        "328", "329", "330", "331", "332", "333", "334", "335", "336", "337", "340", "341", "342", "343", "344",
        "345", "346", "347", "348", "349", "350", "351", "352", "353", "354", "355", "356", "357", "360", "361",
@@ -145,8 +146,8 @@ CSET82 = frozenset(b"!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_ab
 def _expand() -> dict[str, tuple[int, int, str, str]]:
     table: dict[str, tuple[int, int, str, str]] = {}
     for ai, fixed, top, charset, kind in AIS:
-        if ai.endswith("n"):
-            for n in range(10):
+        if ai[-1] in "nd":
+            for n in range(10 if ai[-1] == "n" else 6):
                 table[ai[:-1] + str(n)] = (fixed, top, charset, kind)
         else:
             table[ai] = (fixed, top, charset, kind)
