@@ -311,7 +311,8 @@ static int wildcard(char c) { return c == 'n' || c == 'd'; }
 /* the AI's index among every AI the table covers (entry e, its digits at ai): for "seen" */
 static unsigned ai_slot(const tw_scanner *d, unsigned e, const uint8_t *ai)
 {
-    return d->base[e] + (AIS[e].ai[3] && wildcard(AIS[e].ai[3]) ? (unsigned)(ai[3] - '0') : 0u);
+    const char *t = AIS[e].ai; /* 2 to 4 digits: read t[3] only when t[2] is not the terminator */
+    return d->base[e] + (t[2] && wildcard(t[3]) ? (unsigned)(ai[3] - '0') : 0u);
 }
 
 /* parses data[0..n) into d->els; the count, with *err the error code (TW_OK when the whole string decoded) */
@@ -683,7 +684,8 @@ tw_scanner *tw_scanner_new(const tw_scanner_config *cfg)
     for (i = 0; i < N_AIS; i++) {
         unsigned b;
         if (i) {
-            char last = AIS[i - 1].ai[3];
+            const char *t = AIS[i - 1].ai;
+            char last = t[2] ? t[3] : 0;
             d->base[i] = (uint16_t)(d->base[i - 1] + (last == 'n' ? 10 : last == 'd' ? 6 : 1));
         }
         b = (unsigned)(AIS[i].ai[0] - '0') * 10 + (unsigned)(AIS[i].ai[1] - '0');
