@@ -26,7 +26,8 @@ def labels(events):
 @pytest.mark.parametrize("opts, word", [
     ({"suffix": "cr+lf"}, "suffix"), ({"gap_ms": "fast"}, "gap_ms"), ({"gap_ms": 0}, "gap_ms"),
     ({"gap_ms": True}, "gap_ms"), ({"aim": "maybe"}, "aim"), ({"prefix": "123456789"}, "prefix"),
-    ({"prefix": "\u20ac"}, "prefix"), ({"prefix": 3}, "prefix"), ({"colour": "red"}, "colour"),
+    ({"prefix": "\u20ac"}, "prefix"), ({"prefix": 3}, "prefix"), ({"prefix": "hex:zz"}, "prefix"),
+    ({"colour": "red"}, "colour"),
 ])
 def test_bad_options_name_the_option(opts, word):
     with pytest.raises(ValueError, match=word):
@@ -36,6 +37,8 @@ def test_bad_options_name_the_option(opts, word):
 def test_cli_strings_are_accepted():
     d = Decoder("scanner", suffix="CRLF", gap_ms="20", aim="true", prefix="\x02")
     assert labels(d.events(b"\x02]E496385074\r\n")) == ["96385074"]
+    d = Decoder("scanner", prefix="hex:02 41")
+    assert labels(d.events(b"\x02A96385074\r")) == ["96385074"]
     with pytest.raises(ValueError, match="suffix"):
         Decoder("scanner-hidpos", suffix="cr")
 

@@ -178,7 +178,12 @@ class Config:
 
 
 def _prefix(value: Any) -> bytes:
-    if isinstance(value, str):
+    if isinstance(value, str) and value.lower().startswith("hex:"):
+        try:
+            raw = bytes.fromhex(value[4:])
+        except ValueError:
+            raise ValueError(f"scanner option prefix={value!r}: hex: must be followed by hex digits") from None
+    elif isinstance(value, str):
         try:
             raw = value.encode("latin-1")
         except UnicodeEncodeError:
