@@ -453,6 +453,8 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
                 validated = (dn == 15 || dn == 18) && all_digits(data, dn) && check_ok(data, 13);
             if (!validated)
                 emit_error(d, TW_ERR_BAD_CHECK_DIGIT, off);
+        } else if (aim[1] == 'I' && dn == 14 && all_digits(data, dn) && check_ok(data, 14)) {
+            validated = 1; /* ITF-14: a GTIN-14 on a carton */
         }
     } else if ((dn == 8 || dn == 12 || dn == 13) && all_digits(data, dn) && check_ok(data, dn)) {
         validated = 1;

@@ -169,6 +169,8 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
             validated = _digits(data) and len(data) in want and gs1_check_ok(data[:8 if aim == b"]E4" else 13])
             if not validated:
                 events.append(_error("bad_check_digit", offset))
+        elif aim[1] == 0x49 and len(data) == 14 and _digits(data) and gs1_check_ok(data):
+            validated = True  # ITF-14: a GTIN-14 on a carton
     else:
         name, upos = T.UNKNOWN
         if len(data) in (8, 12, 13) and _digits(data) and gs1_check_ok(data):
