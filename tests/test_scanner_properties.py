@@ -153,3 +153,34 @@ def test_ai_table_is_prefix_free():
     for a in keys:
         for b in keys:
             assert a == b or not b.startswith(a), (a, b)
+
+
+# ------------------------------------------------------------------------------------- HID-POS = serial
+
+def hid_reports(label: bytes) -> bytes:
+    aim, data = (label[:3], label[3:]) if label[:1] == b"]" and len(label) >= 3 else (b"\0\0\0", label)
+    chunks = [data[i:i + T.HID_DATA_MAX] for i in range(0, len(data), T.HID_DATA_MAX)] or [b""]
+    out = bytearray()
+    for k, c in enumerate(chunks):
+        r = bytearray(T.HID_REPORT)
+        r[0], r[1] = T.HID_REPORT_ID, len(c)
+        r[2:5] = aim
+        r[5:5 + len(c)] = c
+        r[63] = 1 if k + 1 < len(chunks) else 0
+        out += r
+    return bytes(out)
+
+
+@given(st.lists(st.one_of(
+    st.sampled_from([b"]E04006381333931", b"]E001234565", b"]C10109506000134352172512311", b"96385074",
+                     b"]Q1https://example.com/" + b"x" * 80, b"%B4111111111111111^X^2512?"]),
+    st.binary(max_size=150).filter(lambda b: b"\r" not in b and b[:1] != b"]")), max_size=5))
+def test_hid_pos_labels_decode_like_serial_labels(labels):
+    """The same labels over HID-POS and over a CR-terminated serial line give the same data events."""
+    def data_events(blob):
+        return [e for e in unpack_events(blob) if e["type"] != "protocol.error"]
+
+    serial = Decoder("scanner")
+    hid = Decoder("scanner-hidpos")
+    assert data_events(hid.feed(b"".join(hid_reports(lab) for lab in labels)) + hid.close()) == \
+        data_events(serial.feed(b"".join(lab + b"\r" for lab in labels)) + serial.close())

@@ -4,9 +4,14 @@ backend TILLWIRE_BACKEND selects."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bridge.receipt_text import render_event
 from protocols import Decoder
 from protocols.decoder import unpack_events
+from test_cli import run_cli
 
 
 def transcript(data: bytes, protocol: str = "scanner", **options) -> list[str]:
@@ -44,3 +49,23 @@ def test_hid_pos_reports_give_the_same_lines():
 
 def test_unknown_symbology_and_control_characters():
     assert transcript(b"AB\x01C\r") == ["SCAN  unknown AB\\x01C"]
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sessions" / "scanner"
+BASKET = ["SCAN  EAN-13 4006381333931", "SCAN  UPC-A 0036000291452", "SCAN  UPC-E 01234565 (UPC-A 012345000065)",
+          "      (01)09506000134352 (17)251231 (10)ABC123 (3103)001234",
+          "SCAN  QR Code https://example.com/p/42?ref=pos", "SCAN  Code 128 GIFT 6280 00** **** ***0 123",
+          "SCAN  EAN-8 96385074"]
+
+
+@pytest.mark.parametrize("args", [("-p", "scanner", "-o", "suffix=crlf", "basket.crlf.bin"),
+                                  ("-p", "scanner-hidpos", "basket.hidpos.bin")])
+def test_the_basket_samples_read_alike_over_serial_and_hid_pos(args):
+    *opts, name = args
+    res = run_cli("decode", "--format", "text", *opts, str(SAMPLES / name))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode().splitlines()
+    for line in BASKET:
+        assert line in lines
+    assert lines[-1].endswith("7 scanner.data, 0 protocol.error")
+    assert "6280001234567890123" not in res.stdout.decode().replace(" ", "")
