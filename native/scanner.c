@@ -233,18 +233,16 @@ static int track(tw_scanner *d, const uint8_t *s, size_t n)
         while (k < n && k - start < 19 && s[k] >= '0' && s[k] <= '9')
             k++;
         if (k > start && k < n && s[k] == stop) {
-            {
-                uint8_t *p = tw_out_room(o, 64);
-                if (!p)
-                    return 1;
-                p = TW_HEAD(p, "msr.swipe", 2);
-                p = TW_KEY(p, "pan");
-                tw_out_commit(o, p);
-                tw_mp_pan(o, s + start, k - start);
-                LIT(o, "tracks");
-                tw_mp_array(o, 1);
-                tw_mp_uint(o, (uint64_t)number);
-            }
+            uint8_t *p = tw_out_room(o, 64);
+            if (!p)
+                return 1;
+            p = TW_HEAD(p, "msr.swipe", 2);
+            p = TW_KEY(p, "pan");
+            tw_out_commit(o, p);
+            tw_mp_pan(o, s + start, k - start); /* the PAN only: name, expiry and the rest never leave */
+            LIT(o, "tracks");
+            tw_mp_array(o, 1);
+            tw_mp_uint(o, (uint64_t)number);
             return 1;
         }
     }
@@ -395,7 +393,7 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
     const char *name = "unknown";
     int upos = 0, gs1 = 0, validated = 0, has_exp = 0, gerr = TW_OK;
     unsigned count = 0, k, nkeys, nnum = 0;
-    uint8_t exp[12];
+    uint8_t upca[12];
     if (!n)
         return;
     if (d->cfg.prefix_len) {
@@ -431,7 +429,7 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
                 if (dn == 8) {
                     name = "UPC-E";
                     upos = 102;
-                    validated = upce_expand(data, dn, exp) && check_ok(exp, 12);
+                    validated = upce_expand(data, dn, upca) && check_ok(upca, 12);
                     has_exp = validated;
                 } else {
                     if (dn == 12 || data[0] == '0') {
@@ -509,7 +507,7 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
         tw_mp_str(o, "", 0);
     if (has_exp) {
         LIT(o, "expanded");
-        tw_mp_str(o, (const char *)exp, 12);
+        tw_mp_str(o, (const char *)upca, 12);
     }
     if (gs1) {
         LIT(o, "gs1");
@@ -691,8 +689,11 @@ tw_scanner *tw_scanner_new(const tw_scanner_config *cfg)
             d->base[i] = (uint16_t)(d->base[i - 1] + (last == 'n' ? 10 : last == 'd' ? 6 : 1));
         }
         b = (unsigned)(AIS[i].ai[0] - '0') * 10 + (unsigned)(AIS[i].ai[1] - '0');
-        if (d->nbucket[b] < BUCKET_MAX)
-            d->bucket[b][d->nbucket[b]++] = (int16_t)i;
+        if (d->nbucket[b] == BUCKET_MAX) { /* the table outgrew its buckets: a build error, never input */
+            tw_scanner_free(d);
+            return NULL;
+        }
+        d->bucket[b][d->nbucket[b]++] = (int16_t)i;
     }
     return d;
 }
