@@ -56,12 +56,35 @@ def render_event(body: dict, width: int) -> list[str]:
         return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
     if kind.startswith(("link.", "payment.", "zvt.", "iso8583.", "ecr.")):
         return _render_payment(kind, data)
+    if kind in ("scanner.data", "msr.swipe"):
+        return _render_scan(kind, data)
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
         fields = ", ".join(f"{k}={v}" for k, v in data.items() if k != "raw")
         return [f"[{kind} {fields}]"]
     return []
+
+
+def _shown_label(label: str) -> str:
+    """A scanned label on one line: GS (the transmitted FNC1) as <GS>, other control characters as \\xNN."""
+    return "".join("<GS>" if c == "\x1d" else f"\\x{ord(c):02x}" if ord(c) < 0x20 or c == "\x7f" else c
+                   for c in label)
+
+
+def _render_scan(kind: str, data: dict) -> list[str]:
+    """scanner.data: "SCAN  <symbology> <label>", UPC-E with its UPC-A, GS1 AIs in (AI)value form on the next line;
+    msr.swipe: the masked PAN and the tracks read."""
+    if kind == "msr.swipe":
+        tracks = ", ".join(str(t) for t in data.get("tracks", []))
+        return [f"SWIPE card {data['pan'] if data.get('pan') else '(no PAN)'} (track {tracks})"]
+    line = f"SCAN  {data['symbology']} {_shown_label(data['label'])}".rstrip()
+    if "expanded" in data:
+        line += f" (UPC-A {data['expanded']})"
+    lines = [line]
+    if data.get("gs1"):
+        lines.append("      " + " ".join(f"({ai}){value}" for ai, value in data["gs1"].items()))
+    return lines
 
 
 def _money(data: dict) -> str:

@@ -69,4 +69,12 @@
 /* Bytes of one BER-TLV tag. */
 #define TW_MAX_ISO_TAG_BYTES 4
 
+/* Barcode scanners (docs/protocols/scanner.md section 3). */
+/* Bytes of one label, prefix and AIM id included, suffix excluded: the largest QR code holds 7089 digits, the
+ * largest 2D symbols' byte payloads are below that; 8 KiB bounds the label buffers allocated with the decoder.
+ * A longer label is dropped (label_too_long). */
+#define TW_MAX_SCAN_LABEL 8192
+/* Bytes of the configured label prefix (scanners allow a few characters). */
+#define TW_MAX_SCAN_PREFIX 8
+
 #endif

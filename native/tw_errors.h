@@ -66,7 +66,20 @@
     X(TW_ERR_UNKNOWN_FIELD, "unknown_field", "A bitmap bit set for a field the spec does not define.")          \
     X(TW_ERR_FIELD_TRUNCATED, "field_truncated", "A field whose data is shorter than its length.")              \
     X(TW_ERR_BAD_FIELD_DATA, "bad_field_data", "A field whose data is not valid in its encoding.")              \
-    X(TW_ERR_EXTRA_DATA, "extra_data", "Bytes left after the last field of a message.")
+    X(TW_ERR_EXTRA_DATA, "extra_data", "Bytes left after the last field of a message.")                        \
+    /* barcode scanners (docs/protocols/scanner.md, section 8; "truncated" above is shared) */                  \
+    X(TW_ERR_LABEL_TOO_LONG, "label_too_long", "A scanner label longer than the decoder's label limit; it was dropped.") \
+    X(TW_ERR_MISSING_PREFIX, "missing_prefix", "A scanner label that does not start with the configured prefix.") \
+    X(TW_ERR_MISSING_AIM_ID, "missing_aim_id",                                                                 \
+      "A scanner label without the AIM symbology identifier the decoder requires.")                            \
+    X(TW_ERR_BAD_CHECK_DIGIT, "bad_check_digit",                                                               \
+      "A product code whose check digit or digits are not valid for its symbology.")                           \
+    X(TW_ERR_GS1_UNKNOWN_AI, "gs1_unknown_ai",                                                                 \
+      "A GS1 element string with an application identifier the decoder does not know.")                        \
+    X(TW_ERR_GS1_BAD_VALUE, "gs1_bad_value",                                                                   \
+      "A GS1 element string value that does not fit its application identifier's format.")                     \
+    X(TW_ERR_GS1_REPEATED_AI, "gs1_repeated_ai", "A GS1 element string that holds the same application identifier twice.") \
+    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.")
 
 enum tw_error {
     TW_OK = 0,

@@ -20,6 +20,7 @@
 #include "ecr.h"
 #include "lenframe.h"
 #include "iso8583.h"
+#include "scanner.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -208,5 +209,44 @@ void tw_iso8583_free(tw_iso8583 *d);
 int tw_iso8583_feed(tw_iso8583 *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_iso8583_close(tw_iso8583 *d, tw_out *out);
 extern const uint8_t tw_cp500_to_latin1[256];
+
+/* ---- barcode scanner (scanner.h) */
+#ifndef TW_SCANNER_TYPES_DEFINED
+#define TW_SCANNER_TYPES_DEFINED
+typedef struct tw_scanner tw_scanner;
+
+typedef struct tw_scanner_config {
+    int hid;
+    int suffix;
+    int gap_ms;
+    int aim;
+    uint8_t prefix[8];
+    uint32_t prefix_len;
+} tw_scanner_config;
+
+typedef struct tw_scanner_aim {
+    char code;
+    char mod;
+    const char *name;
+    int upos;
+    int gs1;
+} tw_scanner_aim;
+
+typedef struct tw_scanner_ai {
+    const char *ai;
+    uint8_t fixed;
+    uint8_t max;
+    char charset;
+    uint8_t kind;
+} tw_scanner_ai;
+#endif
+
+tw_scanner *tw_scanner_new(const tw_scanner_config *cfg);
+void tw_scanner_free(tw_scanner *d);
+int tw_scanner_feed(tw_scanner *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_scanner_tick(tw_scanner *d, int64_t now_ns, tw_out *out);
+int tw_scanner_close(tw_scanner *d, tw_out *out);
+const tw_scanner_aim *tw_scanner_aim_table(unsigned *n);
+const tw_scanner_ai *tw_scanner_ai_table(unsigned *n);
 
 #endif

@@ -56,6 +56,15 @@ def _lenframe_factory(backend: str, direction: str, options: dict[str, Any]):
     return iso8583.make_lenframe(backend, direction, **options)
 
 
+def _scanner_factory(hid: bool):
+    def factory(backend: str, direction: str, options: dict[str, Any]):
+        from protocols import scanner
+
+        return scanner.make_backend(backend, direction, hid=hid, **options)
+
+    return factory
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -65,6 +74,8 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "ecr": _ecr_factory,
     "iso8583": _iso8583_factory,
     "lenframe": _lenframe_factory,
+    "scanner": _scanner_factory(False),
+    "scanner-hidpos": _scanner_factory(True),
 }
 
 DIRECTIONS = ("to_device", "from_device")
