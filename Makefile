@@ -45,6 +45,7 @@ run: $(NATIVE)
 	  sessions/payment/iso8583-sale.len2.bin sessions/payment/iso8583-sale.len2.from_device.bin
 	@$(VENV)/bin/tillwire decode -p ecr -o preset=transbank --format text \
 	  sessions/payment/ecr-transbank-sale.bin sessions/payment/ecr-transbank-sale.from_device.bin
+	@$(VENV)/bin/tillwire decode -p scanner -o suffix=crlf --format text sessions/scanner/basket.crlf.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
