@@ -120,9 +120,10 @@ def test_spec_files(tmp_path):
 
 @pytest.mark.parametrize(("protocol", "options", "words"), [
     ("iso8583", {"framing": "len3"}, "framing must be one of len2"),
-    ("iso8583", {"header": 33}, "header must be"),
-    ("iso8583", {"header": -1}, "header must be"),
-    ("iso8583", {"strict": "maybe"}, "strict must be"),
+    ("iso8583", {"header": 33}, "header=33 is out of range: 0..32"),
+    ("iso8583", {"header": -1}, "header=-1 is out of range"),
+    ("iso8583", {"header": "five"}, "header='five' is not a number"),
+    ("iso8583", {"strict": "maybe"}, "strict='maybe' is not a boolean"),
     ("iso8583", {"spek": "x"}, "unknown iso8583 option"),
     ("lenframe", {"framing": "none"}, "framing must be one of"),
     ("lenframe", {"spec": "iso87-ascii"}, "unknown lenframe option"),

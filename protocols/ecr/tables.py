@@ -7,6 +7,7 @@ layout tables, flattened) through ``tw_ecr_config``, so one table is the truth f
 from __future__ import annotations
 
 from protocols.checksums import crc16_kermit, crc16_xmodem, lrc_xor, sum8
+from protocols.options import boolean, integer
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,21 +227,7 @@ class Config:
 
 
 def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"ecr option {name} must be an integer, not {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            if text.startswith("0x"):
-                return int(text[2:], 16)
-            if text.isdigit():
-                return int(text, 10)
-        except ValueError:
-            pass
-        raise ValueError(f"ecr option {name}={value!r} is not a number; write it in decimal (2) or 0x-hex (0x02)")
-    raise ValueError(f"ecr option {name} must be an integer or a string, not {type(value).__name__}")
+    return integer("ecr", name, value)
 
 
 def _byte(name: str, value: Any, optional: bool) -> int | None:
@@ -255,17 +242,7 @@ def _byte(name: str, value: Any, optional: bool) -> int | None:
 
 
 def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-    raise ValueError(f"ecr option {name}={value!r} is not a boolean; use true/false (or 1/0, yes/no)")
+    return boolean("ecr", name, value)
 
 
 def resolve(options: dict[str, Any]) -> Config:

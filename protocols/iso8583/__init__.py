@@ -6,25 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from protocols.iso8583 import tables as T
+from protocols.options import boolean, integer
 
 _ISO_OPTIONS = ("spec", "framing", "header", "strict")
 _LENFRAME_OPTIONS = ("framing", "header")
 
 
 def _header(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= T.MAX_HEADER:
-        raise ValueError(f"header must be an int 0..{T.MAX_HEADER} (link header bytes), not {value!r}")
-    return value
+    header = integer("iso8583", "header", value)
+    if not 0 <= header <= T.MAX_HEADER:
+        raise ValueError(f"iso8583 option header={value!r} is out of range: 0..{T.MAX_HEADER} link header bytes")
+    return header
 
 
 def _strict(value: Any) -> bool:
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.lower() in ("true", "1", "yes")
-    if not isinstance(value, bool):
-        raise ValueError(f"strict must be true or false, not {value!r}")
-    return value
+    return boolean("iso8583", "strict", value)
 
 
 def _framing(value: Any, allow_none: bool) -> str:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.options import boolean
+
 
 def make_backend(backend: str, framing: str, direction: str, strict: bool = False, **extra: Any):
     if extra:
         raise ValueError(f"unknown zvt option(s) {', '.join(sorted(extra))}; the ZVT decoders take: strict")
-    if isinstance(strict, str):  # -o strict=true on the command line
-        if strict.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"strict must be true or false, not {strict!r}")
-        strict = strict.lower() in ("true", "1", "yes")
-    elif not isinstance(strict, bool):
-        raise ValueError(f"strict must be true or false, not {strict!r}")
+    strict = boolean("zvt", "strict", strict)
     if backend == "native":
         from protocols.zvt.native import NativeZvtLinkDecoder
 
