@@ -96,9 +96,23 @@ static const char CSET82[] = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRST
 struct element {
     uint16_t entry;
     uint8_t ai_len;
-    uint32_t at; /* the AI's first digit in the data */
-    uint32_t a, b; /* the value */
+    uint8_t masked; /* the value was scrubbed on the way out */
+    uint32_t at;    /* the AI's first digit in the data */
+    uint32_t a, b;  /* the value */
 };
+
+/* GS1 keys whose last digit is a mod-10 check digit (GS1 General Specifications 7.9): only a key whose check
+ * digit holds keeps its digits unmasked (docs/protocols/scanner.md section 4). */
+static int ai_has_check_digit(const tw_scanner_ai *spec)
+{
+    static const char *const keys[] = {"00", "01", "02", "03", "402", "410", "411", "412",
+                                       "413", "414", "415", "416", "417", "8017", "8018"};
+    size_t k;
+    for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        if (strcmp(spec->ai, keys[k]) == 0)
+            return 1;
+    return 0;
+}
 
 struct tw_scanner {
     tw_scanner_config cfg;
@@ -153,6 +167,13 @@ static int check_ok(const uint8_t *s, size_t n)
     for (k = 0; k + 1 < n; k++)
         total += (unsigned)(s[n - 2 - k] - '0') * (k % 2 == 0 ? 3u : 1u);
     return (10 - total % 10) % 10 == (unsigned)(s[n - 1] - '0');
+}
+
+/* EAN-13 with a 2- or 5-digit add-on (]E3) is a book (978, 979: ISBN) or a periodical (977: ISSN); any other
+ * 15- or 18-digit string is not trusted as one (it may be a card number) and leaves scrubbed. */
+static int addon_prefix_ok(const uint8_t *s)
+{
+    return s[0] == '9' && s[1] == '7' && s[2] >= '7' && s[2] <= '9';
 }
 
 /* the 12-digit UPC-A of an 8-digit UPC-E into out; 0 when it has no expansion */
@@ -414,6 +435,8 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
         aim = label;
         data = label + 3;
         dn = len - 3;
+        if (track(d, data, dn)) /* a card swiped through a reader that prefixes an AIM identifier */
+            return;
     } else if (d->cfg.aim == TW_SCAN_AIM_ON) {
         emit_error(d, TW_ERR_MISSING_AIM_ID, off);
     }
@@ -451,6 +474,8 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
                 validated = (dn == 15 || dn == 18) && all_digits(data, dn) && check_ok(data, 13);
             if (!validated)
                 emit_error(d, TW_ERR_BAD_CHECK_DIGIT, off);
+            else if (aim[2] == '3' && !addon_prefix_ok(data))
+                validated = 0; /* a valid code, but not trusted as a product: it leaves scrubbed */
         } else if (aim[1] == 'I' && dn == 14 && all_digits(data, dn) && check_ok(data, 14)) {
             validated = 1; /* ITF-14: a GTIN-14 on a carton */
         }
@@ -465,15 +490,25 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
         count = parse_gs1(d, data, dn, &gerr);
         for (k = 0; k < count; k++)
             d->seen[ai_slot(d, d->els[k].entry, data + d->els[k].at)] = 0;
+        /* a key with a wrong check digit is not a GS1 key (it may be a card number read as one) */
+        for (k = 0; gerr == TW_OK && k < count; k++) {
+            const struct element *el = &d->els[k];
+            if (ai_has_check_digit(&AIS[el->entry]) && !check_ok(data + el->a, el->b - el->a))
+                gerr = TW_ERR_BAD_CHECK_DIGIT;
+        }
         if (gerr != TW_OK)
             emit_error(d, gerr, off);
         if (dn)
             memcpy(d->vals, data, dn);
         for (k = 0; k < count; k++) {
-            const tw_scanner_ai *spec = &AIS[d->els[k].entry];
-            if (spec->charset == 'X')
-                tw_card_scrub(d->vals + d->els[k].a, d->els[k].b - d->els[k].a);
-            if (spec->kind != TW_SCAN_AI_PLAIN)
+            struct element *el = &d->els[k];
+            const tw_scanner_ai *spec = &AIS[el->entry];
+            size_t vn = el->b - el->a;
+            /* every value but a checked key is scrubbed; after a fault, every value */
+            if (gerr != TW_OK || !ai_has_check_digit(spec))
+                tw_card_scrub(d->vals + el->a, vn);
+            el->masked = vn && memcmp(d->vals + el->a, data + el->a, vn) != 0;
+            if (spec->kind != TW_SCAN_AI_PLAIN && !el->masked)
                 nnum++;
         }
         validated = gerr == TW_OK;
@@ -526,7 +561,7 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
                 const uint8_t *v = data + el->a;
                 size_t vn = el->b - el->a;
                 int cur = spec->kind == TW_SCAN_AI_CUR_DEC;
-                if (spec->kind == TW_SCAN_AI_PLAIN)
+                if (spec->kind == TW_SCAN_AI_PLAIN || el->masked)
                     continue;
                 tw_mp_str(o, (const char *)data + el->at, el->ai_len);
                 tw_mp_map(o, cur ? 3 : 2);

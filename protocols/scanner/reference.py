@@ -139,6 +139,10 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
     data = label
     if cfg.aim != "off" and _is_aim(label):
         aim, data = label[:3], label[3:]
+        track = _track(data)  # a card swiped through a reader that prefixes an AIM identifier
+        if track is not None:
+            events.append({"type": "msr.swipe", "data": track})
+            return events
     elif cfg.aim == "on":
         events.append(_error("missing_aim_id", offset))
     gs1 = False
@@ -169,6 +173,8 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
             validated = _digits(data) and len(data) in want and gs1_check_ok(data[:8 if aim == b"]E4" else 13])
             if not validated:
                 events.append(_error("bad_check_digit", offset))
+            elif aim == b"]E3" and not (data[:2] == b"97" and data[2:3] in (b"7", b"8", b"9")):
+                validated = False  # a valid code, but add-ons belong to books and periodicals: it leaves scrubbed
         elif aim[1] == 0x49 and len(data) == 14 and _digits(data) and gs1_check_ok(data):
             validated = True  # ITF-14: a GTIN-14 on a carton
     else:
@@ -182,6 +188,11 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
     text = bytearray(data)
     if gs1:
         elements, err = parse_gs1(data)
+        if err is None:  # a key with a wrong check digit is not a GS1 key (it may be a card number read as one)
+            for ai, a, b in elements:
+                if ai in T.CHECK_DIGIT_AIS and not gs1_check_ok(data[a:b]):
+                    err = "bad_check_digit"
+                    break
         if err is not None:
             events.append(_error(err, offset))
         values: dict[str, str] = {}
@@ -189,10 +200,12 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
         for ai, a, b in elements:
             fixed, top, charset, kind = T.AI_TABLE[ai]
             value = data[a:b]
-            if charset == "X":
+            if err is not None or ai not in T.CHECK_DIGIT_AIS:  # every value but a checked key is scrubbed
                 value = scrub(value)
                 text[a:b] = value
             values[ai] = value.decode("latin-1")
+            if value != data[a:b]:
+                continue  # masked: no number
             if kind == "dec":
                 numbers[ai] = {"value": int(value), "decimals": int(ai[-1])}
             elif kind == "cur_dec":

@@ -91,6 +91,11 @@ def aim_list() -> list[tuple[str, str, str, int, bool]]:
 # given as an integer with n decimals; "cur_dec" three digits of ISO 4217 currency, then the amount with n decimals.
 # Source: GS1 General Specifications, section 3 (application identifier table); lengths checked against
 # jodal/biip's table.
+#: GS1 keys whose last digit is a mod-10 check digit (GS1 General Specifications 7.9): only a key whose check digit
+#: holds keeps its digits unmasked (docs/protocols/scanner.md section 4).
+CHECK_DIGIT_AIS = frozenset({"00", "01", "02", "03", "402", "410", "411", "412", "413", "414", "415", "416", "417",
+                             "8017", "8018"})
+
 AIS = [
     ("00", 18, 18, "N", ""),
     ("01", 14, 14, "N", ""),
