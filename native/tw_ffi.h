@@ -71,6 +71,7 @@ typedef struct tw_escpos_config {
     uint32_t default_charset;
     const uint16_t *kanji_single;
     const uint16_t *kanji_double;
+    int drawer_open_level;
 } tw_escpos_config;
 #endif
 
