@@ -358,7 +358,6 @@ struct request {
 struct tw_escpos {
     /* profile */
     int to_device;
-    int drawer_low;  /* drawer_open_level low: pin 3 low means open */
     int images;
     const int16_t *codepage_index;
     const uint16_t *codepages;
@@ -433,6 +432,7 @@ struct tw_escpos {
     unsigned reply_data_len;
     uint8_t reply_raw[TW_MAX_ERROR_RAW];
     unsigned reply_raw_len;
+    int drawer_low;           /* drawer_open_level low: pin 3 low means open (section 9) */
 
     struct line line;
 };
