@@ -52,6 +52,8 @@ def render_event(body: dict, width: int) -> list[str]:
         return [_place(f"[image {data['kind']} {data.get('key', '')}]", "center", width)]
     if kind == "drawer.kick":
         return [f"[drawer kick: pin {data['pin']}, {data['on_ms']} ms]"]
+    if kind == "drawer.status":
+        return [f"[drawer {'open' if data['open'] else 'closed'}]"]
     if kind == "protocol.error":
         return [f"[protocol.error {data['code']} at byte {data['offset']}]"]
     if kind.startswith(("link.", "payment.", "zvt.", "iso8583.", "ecr.")):
@@ -76,8 +78,10 @@ def _render_scan(kind: str, data: dict) -> list[str]:
     """scanner.data: "SCAN  <symbology> <label>", UPC-E with its UPC-A, GS1 AIs in (AI)value form on the next line;
     msr.swipe: the masked PAN and the tracks read."""
     if kind == "msr.swipe":
-        tracks = ", ".join(str(t) for t in data.get("tracks", []))
-        return [f"SWIPE card {data['pan'] if data.get('pan') else '(no PAN)'} (track {tracks})"]
+        read = data.get("tracks", [])
+        tracks = (f"track{'s' if len(read) > 1 else ''} {', '.join(str(t) for t in read)}" if read
+                  else "no track read")
+        return [f"SWIPE card {data['pan'] if data.get('pan') else '(no PAN)'} ({tracks})"]
     line = f"SCAN  {data['symbology']} {_shown_label(data['label'])}".rstrip()
     if "expanded" in data:
         line += f" (UPC-A {data['expanded']})"

@@ -432,6 +432,7 @@ struct tw_escpos {
     unsigned reply_data_len;
     uint8_t reply_raw[TW_MAX_ERROR_RAW];
     unsigned reply_raw_len;
+    int drawer_low;           /* drawer_open_level low: pin 3 low means open (section 9) */
 
     struct line line;
 };
@@ -2343,6 +2344,16 @@ static void emit_status(tw_escpos *d, int asb, struct name kind, const struct st
     p = KEY(p, "raw");
     p = tw_mpw_bin(p, raw, raw_len);
     event_close(d, p);
+    if (f->present & F_DRAWER) {
+        /* drawer.status right after the reply that carries the drawer bit (section 9): every such reply */
+        p = event_open(d, 0);
+        if (!p)
+            return;
+        p = HEAD(p, "drawer.status", 1);
+        p = KEY(p, "open");
+        p = tw_mpw_bool(p, f->drawer_open != d->drawer_low);
+        event_close(d, p);
+    }
 }
 
 /* printer.info {kind, n, value}: value is an int, a str (latin-1 text) or bytes */
@@ -2624,6 +2635,8 @@ static int valid_config(const tw_escpos_config *cfg)
         return 0;
     if (cfg->default_codepage > 255 || cfg->default_charset > 255)
         return 0;
+    if (cfg->drawer_open_level != TW_ESCPOS_DRAWER_HIGH && cfg->drawer_open_level != TW_ESCPOS_DRAWER_LOW)
+        return 0;
     return cfg->codepage_index[cfg->default_codepage] >= 0 && cfg->charset_index[cfg->default_charset] >= 0;
 }
 
@@ -2642,6 +2655,7 @@ tw_escpos *tw_escpos_new(const tw_escpos_config *cfg)
         return NULL;
     d->to_device = cfg->direction == TW_ESCPOS_TO_DEVICE;
     d->images = cfg->images != 0;
+    d->drawer_low = cfg->drawer_open_level == TW_ESCPOS_DRAWER_LOW;
     d->codepage_index = cfg->codepage_index;
     d->codepages = cfg->codepages;
     d->charset_index = cfg->charset_index;

@@ -15,6 +15,9 @@
 
 #define TW_ESCPOS_TO_DEVICE 0
 #define TW_ESCPOS_FROM_DEVICE 1
+/* drawer_open_level: which level of drawer kick connector pin 3 means "open" (escpos.md section 9) */
+#define TW_ESCPOS_DRAWER_HIGH 0
+#define TW_ESCPOS_DRAWER_LOW 1
 
 /* The longest header: ESC ( A keeps its first 32 payload bytes (the buzzer parameters) with the 5 fixed ones. */
 #define TW_ESCPOS_MAX_HEADER 37
@@ -38,6 +41,7 @@ typedef struct tw_escpos_config {
     uint32_t default_charset;      /* the n of ESC R that ESC @ restores */
     const uint16_t *kanji_single;  /* 128: Kanji-mode code point of bytes 0x80..0xFF, 0 for a lead byte */
     const uint16_t *kanji_double;  /* 128 * 256: (lead - 0x80) * 256 + trail -> code point, 0 = none */
+    int drawer_open_level;         /* TW_ESCPOS_DRAWER_HIGH or _LOW: the pin 3 level that means open */
 } tw_escpos_config;
 #endif
 

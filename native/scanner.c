@@ -10,6 +10,7 @@
 #include "tw_errors.h"
 #include "tw_event.h"
 #include "tw_msgpack.h"
+#include "tw_msr.h"
 
 #define GS 0x1D
 #define CR 0x0D
@@ -237,45 +238,22 @@ static void put_latin1(tw_out *o, const uint8_t *s, size_t n)
 
 #define LIT(o, s) tw_mp_str((o), (s), sizeof(s) - 1)
 
-/* msr.swipe when the label has a magnetic stripe track's shape (§5); 1 when it had */
+/* msr.swipe when the label has a magnetic stripe track's shape (§5); 1 when it had. The PAN rule and the event
+ * writer are the MSR decoder's (tw_msr.h), so both build msr.swipe alike. */
 static int track(tw_scanner *d, const uint8_t *s, size_t n)
 {
-    tw_out *o = d->io.out;
-    int number;
-    size_t start, k;
-    uint8_t stop;
+    uint8_t number;
+    size_t at = 0, pan_len;
     if (!n || (s[0] != '%' && s[0] != ';'))
         return 0;
     number = s[0] == '%' ? 1 : 2;
-    start = number == 1 ? 2 : 1;
-    stop = number == 1 ? '^' : '=';
-    if (!(number == 1 && (n < 2 || s[1] != 'B'))) {
-        k = start;
-        while (k < n && k - start < 19 && s[k] >= '0' && s[k] <= '9')
-            k++;
-        if (k > start && k < n && s[k] == stop) {
-            uint8_t *p = tw_out_room(o, 64);
-            if (!p)
-                return 1;
-            p = TW_HEAD(p, "msr.swipe", 2);
-            p = TW_KEY(p, "pan");
-            tw_out_commit(o, p);
-            tw_mp_pan(o, s + start, k - start); /* the PAN only: name, expiry and the rest never leave */
-            LIT(o, "tracks");
-            tw_mp_array(o, 1);
-            tw_mp_uint(o, (uint64_t)number);
-            return 1;
-        }
+    pan_len = tw_msr_track_pan(s, n, number, &at);
+    if (pan_len) {
+        tw_msr_write_swipe(d->io.out, s + at, pan_len, &number, 1);
+        return 1;
     }
     if (n >= 3 && s[n - 1] == '?') {
-        uint8_t *p = tw_out_room(o, 64);
-        if (!p)
-            return 1;
-        p = TW_HEAD(p, "msr.swipe", 1);
-        p = TW_KEY(p, "tracks");
-        p = tw_mpw_array(p, 1);
-        p = tw_mpw_uint(p, (uint64_t)number);
-        tw_out_commit(o, p);
+        tw_msr_write_swipe(d->io.out, NULL, 0, &number, 1);
         return 1;
     }
     return 0;

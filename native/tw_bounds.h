@@ -77,4 +77,11 @@
 /* Bytes of the configured label prefix (scanners allow a few characters). */
 #define TW_MAX_SCAN_PREFIX 8
 
+/* Magnetic stripe tracks (docs/protocols/msr.md section 3): characters from start sentinel to end sentinel. ISO/IEC
+ * 7811 tracks hold 79 (track 1), 40 (track 2) and 107 (track 3) characters, the LRC included; a longer track is
+ * dropped (msr_track_too_long). */
+#define TW_MAX_MSR_TRACK1 78
+#define TW_MAX_MSR_TRACK2 39
+#define TW_MAX_MSR_TRACK3 106
+
 #endif

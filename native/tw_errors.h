@@ -79,7 +79,16 @@
     X(TW_ERR_GS1_BAD_VALUE, "gs1_bad_value",                                                                   \
       "A GS1 element string value that does not fit its application identifier's format.")                     \
     X(TW_ERR_GS1_REPEATED_AI, "gs1_repeated_ai", "A GS1 element string that holds the same application identifier twice.") \
-    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.")
+    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.") \
+    /* magnetic stripe readers (docs/protocols/msr.md, section 6; "unexpected_byte" above is shared) */            \
+    X(TW_ERR_MSR_NO_END_SENTINEL, "msr_no_end_sentinel",                                                       \
+      "A magnetic stripe track without its end sentinel; it was dropped.")                                     \
+    X(TW_ERR_MSR_TRACK_TOO_LONG, "msr_track_too_long",                                                         \
+      "A magnetic stripe track longer than its track can hold; it was dropped.")                               \
+    X(TW_ERR_MSR_BAD_TRACK, "msr_bad_track",                                                                   \
+      "A magnetic stripe track with characters outside its character set, or a read error.")                   \
+    X(TW_ERR_MSR_BAD_LRC, "msr_bad_lrc", "A magnetic stripe track whose LRC character does not match its data.") \
+    X(TW_ERR_MSR_PAN_MISMATCH, "msr_pan_mismatch", "The tracks of one card swipe hold different account numbers.")
 
 enum tw_error {
     TW_OK = 0,

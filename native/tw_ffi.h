@@ -21,6 +21,7 @@
 #include "lenframe.h"
 #include "iso8583.h"
 #include "scanner.h"
+#include "msr.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -71,6 +72,7 @@ typedef struct tw_escpos_config {
     uint32_t default_charset;
     const uint16_t *kanji_single;
     const uint16_t *kanji_double;
+    int drawer_open_level;
 } tw_escpos_config;
 #endif
 
@@ -248,5 +250,24 @@ int tw_scanner_tick(tw_scanner *d, int64_t now_ns, tw_out *out);
 int tw_scanner_close(tw_scanner *d, tw_out *out);
 const tw_scanner_aim *tw_scanner_aim_table(unsigned *n);
 const tw_scanner_ai *tw_scanner_ai_table(unsigned *n);
+
+/* ---- magnetic stripe readers (msr.h) */
+#ifndef TW_MSR_TYPES_DEFINED
+#define TW_MSR_TYPES_DEFINED
+typedef struct tw_msr tw_msr;
+
+typedef struct tw_msr_config {
+    int separator;
+    int lrc;
+    unsigned tracks;
+    int gap_ms;
+} tw_msr_config;
+#endif
+
+tw_msr *tw_msr_new(const tw_msr_config *cfg);
+void tw_msr_free(tw_msr *d);
+int tw_msr_feed(tw_msr *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_msr_tick(tw_msr *d, int64_t now_ns, tw_out *out);
+int tw_msr_close(tw_msr *d, tw_out *out);
 
 #endif

@@ -65,6 +65,12 @@ def _scanner_factory(hid: bool):
     return factory
 
 
+def _msr_factory(backend: str, direction: str, options: dict[str, Any]):
+    from protocols import msr
+
+    return msr.make_backend(backend, direction, **options)
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -76,6 +82,7 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "lenframe": _lenframe_factory,
     "scanner": _scanner_factory(False),
     "scanner-hidpos": _scanner_factory(True),
+    "msr": _msr_factory,
 }
 
 DIRECTIONS = ("to_device", "from_device")

@@ -117,6 +117,7 @@ def test_replies_are_paired_with_the_requests_of_the_other_direction(tmp_path):
     data = [json.loads(line)["data"] for line in res.stdout.decode().splitlines()]
     assert data == [
         {"kind": "printer", "online": True, "drawer_open": True, "raw": "16"},
+        {"open": True},  # drawer.status (escpos.md section 9)
         {"kind": "paper", "paper": "out", "raw": "7e"},
     ]
     unpaired = run_cli("decode", "-p", "escpos", "--direction", "from_device", str(replies))

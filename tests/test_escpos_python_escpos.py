@@ -995,6 +995,7 @@ def test_sample_status_replies():
         evs,
         [
             {"type": "printer.status", "data": {"kind": "printer", "online": True, "drawer_open": True, "raw": b"\x16"}},
+            {"type": "drawer.status", "data": {"open": True}},
             {"type": "printer.status", "data": {"kind": "paper", "paper": "near_end", "raw": b"\x1e"}},
             {"type": "printer.info", "data": {"kind": "id", "n": 1, "value": 32}},
             {"type": "printer.info", "data": {"kind": "id", "n": 67, "value": "TM-T88IV"}},
@@ -1010,6 +1011,7 @@ def test_sample_status_replies():
                     "raw": b"\x14\x00\x00\x0f",
                 },
             },
+            {"type": "drawer.status", "data": {"open": True}},
             {"type": "printer.status", "data": {"kind": "paper_sensor", "paper": "near_end", "raw": b"\x03"}},
             {
                 "type": "printer.status",

@@ -4,7 +4,8 @@
  *         native/tw_*.c -o native/fuzz/fuzz_escpos
  *   native/fuzz/fuzz_escpos native/fuzz/corpus/escpos
  *
- * Input: byte 0 picks the mode (bit 0: from_device, bit 1: images); the rest is the stream. It is decoded twice,
+ * Input: byte 0 picks the mode (bit 0: from_device, bit 1: images, bit 2: drawer_open_level low); the rest is
+ * the stream. It is decoded twice,
  * fed whole and fed in chunks whose sizes come from a generator seeded with the input, and the two outputs must
  * be identical (chunk invariance); from_device streams also get note_request() calls at points the generator
  * picks, the same ones in both runs. The output must be a well-formed sequence of {"type": str, "data": map}.
@@ -67,8 +68,8 @@ static const char *const request_kinds[] = {"printer", "offline", "error", "pape
                                             "ink", "id", "asb", "counter", "made_up"};
 
 /* Feeds data in chunks (chunked != 0) or whole; returns the decoder's output in out. */
-static void decode(int direction, int images, const uint8_t *data, size_t size, int chunked, uint64_t seed,
-                   tw_out *out)
+static void decode(int direction, int images, int drawer_low, const uint8_t *data, size_t size, int chunked,
+                   uint64_t seed, tw_out *out)
 {
     tw_escpos_config cfg;
     tw_escpos *d;
@@ -79,6 +80,7 @@ static void decode(int direction, int images, const uint8_t *data, size_t size, 
     memset(&cfg, 0, sizeof(cfg));
     cfg.direction = direction;
     cfg.images = images;
+    cfg.drawer_open_level = drawer_low ? TW_ESCPOS_DRAWER_LOW : TW_ESCPOS_DRAWER_HIGH;
     cfg.codepage_index = codepage_index;
     cfg.codepages = codepages;
     cfg.n_codepages = N_CODEPAGES;
@@ -124,7 +126,7 @@ static void decode(int direction, int images, const uint8_t *data, size_t size, 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static tw_out whole, chunked;
-    int direction, images;
+    int direction, images, drawer_low;
     uint64_t seed;
 
     if (size < 1)
@@ -132,9 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     build_tables();
     direction = data[0] & 1 ? TW_ESCPOS_FROM_DEVICE : TW_ESCPOS_TO_DEVICE;
     images = (data[0] >> 1) & 1;
+    drawer_low = (data[0] >> 2) & 1;
     seed = seed_of(data, size);
-    decode(direction, images, data + 1, size - 1, 0, seed, &whole);
-    decode(direction, images, data + 1, size - 1, 1, seed, &chunked);
+    decode(direction, images, drawer_low, data + 1, size - 1, 0, seed, &whole);
+    decode(direction, images, drawer_low, data + 1, size - 1, 1, seed, &chunked);
     fuzz_compare(&whole, &chunked, UINT32_MAX, TW_MAX_ERROR_RAW);
     return 0;
 }

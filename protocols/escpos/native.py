@@ -29,9 +29,10 @@ class _ProfileTables:
         self.kanji_single = ffi.new("uint16_t[128]", list(profile.kanji_single))
         self.kanji_double = ffi.new("uint16_t[]", list(profile.kanji_double))
 
-    def config(self, direction: int, images: bool):
+    def config(self, direction: int, images: bool, drawer_low: bool = False):
         cfg = ffi.new("tw_escpos_config *")
         cfg.direction = direction
+        cfg.drawer_open_level = 1 if drawer_low else 0
         cfg.images = 1 if images else 0
         cfg.codepage_index = self.codepage_index
         cfg.codepages = self.codepages
@@ -83,11 +84,11 @@ def _request_kind(kind: str) -> int:
 class NativeEscposDecoder(NativeDecoder):
     __slots__ = ("_tables",)
 
-    def __init__(self, direction: str, profile: Profile, images: bool):
+    def __init__(self, direction: str, profile: Profile, images: bool, drawer_low: bool = False):
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(_DIRECTIONS)}, not {direction!r}")
         self._tables = _tables_of(profile)  # the decoder points into these arrays: keep them alive with it
-        cfg = self._tables.config(_DIRECTIONS[direction], images)
+        cfg = self._tables.config(_DIRECTIONS[direction], images, drawer_low)
         if lib.tw_escpos_check_config(cfg) != 0:
             raise ValueError(f"printer profile {profile.name!r} is inconsistent (a table index or default "
                              "names a table that does not exist)")

@@ -65,8 +65,9 @@ class _Group:
 
 
 class ReferenceEscposDecoder:
-    def __init__(self, direction: str, profile: Profile, images: bool):
+    def __init__(self, direction: str, profile: Profile, images: bool, drawer_low: bool = False):
         self._to_device = direction == "to_device"
+        self._drawer_low = drawer_low  # drawer_open_level low: pin 3 low means open
         self._profile = profile
         self._images = images
         self._hold = b""              # an incomplete header, held back between feeds
@@ -944,6 +945,8 @@ class ReferenceEscposDecoder:
         data.update(fields)
         data["raw"] = raw
         self._out.append({"type": etype, "data": data})
+        if "drawer_open" in fields:  # drawer.status right after every reply that carries the drawer bit
+            self._out.append({"type": "drawer.status", "data": {"open": fields["drawer_open"] != self._drawer_low}})
 
     def _dle_eot_reply(self, b: int) -> None:
         req = self._take_request(("printer", "offline", "error", "paper"))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import msgpack
 
-from protocols.card import mask_pan, scrub
+from protocols.card import scrub
+from protocols.msr.track import swipe_event, track_pan
 from protocols.scanner import tables as T
 
 _pack = msgpack.Packer(use_bin_type=True).pack
@@ -55,21 +56,16 @@ def _is_aim(label: bytes) -> bool:
 
 
 def _track(label: bytes) -> dict | None:
-    """msr.swipe data when the label has the shape of a magnetic stripe track (scanner.md section 5)."""
+    """msr.swipe (the whole event) when the label has the shape of a magnetic stripe track (scanner.md section 5);
+    the PAN rule and the event are the MSR decoder's (protocols/msr/track.py)."""
     if not label or label[0] not in b"%;":
         return None
     number = 1 if label[0] == 0x25 else 2
-    start, stop = (2, 0x5E) if number == 1 else (1, 0x3D)
-    if number == 1 and label[1:2] != b"B":
-        start = -1
-    if start > 0:
-        k = start
-        while k < len(label) and k - start < 19 and 0x30 <= label[k] <= 0x39:
-            k += 1
-        if k > start and k < len(label) and label[k] == stop:
-            return {"pan": mask_pan(label[start:k].decode("ascii")), "tracks": [number]}
+    pan = track_pan(label, number)
+    if pan is not None:
+        return swipe_event(pan, [number])
     if len(label) >= 3 and label[-1] == 0x3F:
-        return {"tracks": [number]}
+        return swipe_event(None, [number])
     return None
 
 
@@ -133,7 +129,7 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
             events.append(_error("missing_prefix", offset))
     track = _track(label)
     if track is not None:
-        events.append({"type": "msr.swipe", "data": track})
+        events.append(track)
         return events
     aim = b""
     data = label
