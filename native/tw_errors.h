@@ -79,7 +79,18 @@
     X(TW_ERR_GS1_BAD_VALUE, "gs1_bad_value",                                                                   \
       "A GS1 element string value that does not fit its application identifier's format.")                     \
     X(TW_ERR_GS1_REPEATED_AI, "gs1_repeated_ai", "A GS1 element string that holds the same application identifier twice.") \
-    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.")
+    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.") \
+    /* scales (docs/protocols/scale.md, section 7; "truncated" and "unexpected_byte" above are shared) */       \
+    X(TW_ERR_SCALE_FRAME_TOO_LONG, "scale_frame_too_long",                                                     \
+      "A scale message longer than the decoder's frame limit; it was dropped.")                                \
+    X(TW_ERR_SCALE_UNKNOWN_COMMAND, "scale_unknown_command",                                                   \
+      "A till command that is not in the scale protocol's command table.")                                     \
+    X(TW_ERR_SCALE_BAD_REPLY, "scale_bad_reply", "A scale message whose layout the decoder does not know.")     \
+    X(TW_ERR_SCALE_BAD_WEIGHT, "scale_bad_weight",                                                             \
+      "A scale weight that is not a number of at most nine digits and three decimals with a known unit.")      \
+    X(TW_ERR_SCALE_BAD_STATUS, "scale_bad_status", "Scale status bytes whose fixed bits or continuation bits are wrong.") \
+    X(TW_ERR_MAGELLAN_UNKNOWN_LABEL, "magellan_unknown_label",                                                 \
+      "A Magellan label whose type prefix the decoder does not map to a symbology.")
 
 enum tw_error {
     TW_OK = 0,

@@ -21,6 +21,7 @@
 #include "lenframe.h"
 #include "iso8583.h"
 #include "scanner.h"
+#include "scale.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -248,5 +249,29 @@ int tw_scanner_tick(tw_scanner *d, int64_t now_ns, tw_out *out);
 int tw_scanner_close(tw_scanner *d, tw_out *out);
 const tw_scanner_aim *tw_scanner_aim_table(unsigned *n);
 const tw_scanner_ai *tw_scanner_ai_table(unsigned *n);
+
+/* ---- scales (scale.h) */
+#ifndef TW_SCALE_TYPES_DEFINED
+#define TW_SCALE_TYPES_DEFINED
+typedef struct tw_scale tw_scale;
+
+typedef struct tw_scale_config {
+    int protocol;
+    int from_device;
+    int unit;
+} tw_scale_config;
+
+typedef struct tw_scale_command {
+    int protocol;
+    const char *command;
+    const char *name;
+} tw_scale_command;
+#endif
+
+tw_scale *tw_scale_new(const tw_scale_config *cfg);
+void tw_scale_free(tw_scale *d);
+int tw_scale_feed(tw_scale *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_scale_close(tw_scale *d, tw_out *out);
+const tw_scale_command *tw_scale_command_table(unsigned *n);
 
 #endif
