@@ -40,19 +40,28 @@ static const tw_scale_command COMMANDS[] = {
 /* unit spellings -> unit */
 static const struct {
     const char *text;
+    uint8_t len;
     const char *unit;
+    uint8_t unit_len;
 } UNITS[] = {
-    {"kg", "kg"}, {"KG", "kg"}, {"Kg", "kg"}, {"g", "g"},   {"G", "g"},   {"lb", "lb"},
-    {"LB", "lb"}, {"Lb", "lb"}, {"oz", "oz"}, {"OZ", "oz"}, {"Oz", "oz"},
+    {"kg", 2, "kg", 2}, {"KG", 2, "kg", 2}, {"Kg", 2, "kg", 2}, {"g", 1, "g", 1},   {"G", 1, "g", 1},
+    {"lb", 2, "lb", 2}, {"LB", 2, "lb", 2}, {"Lb", 2, "lb", 2}, {"oz", 2, "oz", 2}, {"OZ", 2, "oz", 2},
+    {"Oz", 2, "oz", 2},
 };
 #define N_UNITS (sizeof(UNITS) / sizeof(UNITS[0]))
+/* indexes into UNITS of the units a protocol sets itself */
+#define U_KG 0
+#define U_G 3
+#define U_LB 5
 
 /* Magellan label type prefixes -> AIM identifier; longest prefixes first */
 static const struct {
     const char *prefix;
+    size_t len;
     const char *aim;
 } LABELS[] = {
-    {"S08FF", "]E4"}, {"S08B1", "]A0"}, {"S08A", "]E0"}, {"S08E", "]E0"}, {"S08F", "]E0"}, {"S08R", "]e0"},
+    {"S08FF", 5, "]E4"}, {"S08B1", 5, "]A0"}, {"S08A", 4, "]E0"},
+    {"S08E", 4, "]E0"},  {"S08F", 4, "]E0"},  {"S08R", 4, "]e0"},
 };
 #define N_LABELS (sizeof(LABELS) / sizeof(LABELS[0]))
 
@@ -64,6 +73,7 @@ static const struct {
 #define F_INIT_ZERO 16u
 #define F_ZERO_RANGE 32u
 static const char *const FAULTS[] = {"ram", "eeprom", "rom", "calibration", "initial_zero", "zero_range"};
+static const uint8_t FAULT_LEN[] = {3, 6, 3, 11, 12, 10};
 
 /* UnifiedPOS Scale status (ScaleConst) */
 #define UPOS_STABLE 11
@@ -108,13 +118,16 @@ static void emit_error(tw_scale *d, int code, uint64_t offset)
 
 #define LIT(o, s) tw_mp_str((o), (s), sizeof(s) - 1)
 
-static const char *unit_of(const uint8_t *s, size_t n)
+/* the UNITS index of s[0..n), or -1 */
+static int unit_of(const uint8_t *s, size_t n)
 {
     size_t i;
+    if (n < 1 || n > 2)
+        return -1;
     for (i = 0; i < N_UNITS; i++)
-        if (strlen(UNITS[i].text) == n && memcmp(UNITS[i].text, s, n) == 0)
-            return UNITS[i].unit;
-    return NULL;
+        if (UNITS[i].len == n && UNITS[i].text[0] == (char)s[0] && (n == 1 || UNITS[i].text[1] == (char)s[1]))
+            return (int)i;
+    return -1;
 }
 
 static void emit_request(tw_scale *d, const uint8_t *c, size_t n)
@@ -139,7 +152,7 @@ static void emit_request(tw_scale *d, const uint8_t *c, size_t n)
     emit_error(d, TW_ERR_SCALE_UNKNOWN_COMMAND, d->start);
 }
 
-static void emit_weight(tw_scale *d, int64_t milli, const char *unit, int stable, int net)
+static void emit_weight(tw_scale *d, int64_t milli, int unit, int stable, int net)
 {
     tw_out *o = d->io.out;
     uint8_t *p = tw_out_room(o, 96);
@@ -149,7 +162,7 @@ static void emit_weight(tw_scale *d, int64_t milli, const char *unit, int stable
     p = TW_KEY(p, "value_milli");
     p = tw_mpw_int(p, milli);
     p = TW_KEY(p, "unit");
-    p = tw_mpw_str(p, unit, strlen(unit));
+    p = tw_mpw_str(p, UNITS[unit].unit, UNITS[unit].unit_len);
     p = TW_KEY(p, "stable");
     p = tw_mpw_bool(p, stable);
     p = TW_KEY(p, "net");
@@ -172,7 +185,7 @@ static int upos_of(const struct status *s)
     return UPOS_STABLE;
 }
 
-static void emit_status(tw_scale *d, const struct status *s, const char *unit)
+static void emit_status(tw_scale *d, const struct status *s, int unit)
 {
     tw_out *o = d->io.out;
     unsigned k, nf = 0;
@@ -181,7 +194,7 @@ static void emit_status(tw_scale *d, const struct status *s, const char *unit)
         return;
     for (k = 0; k < 6; k++)
         nf += (s->faults >> k) & 1u;
-    p = TW_HEAD(p, "scale.status", unit ? 9 : 8);
+    p = TW_HEAD(p, "scale.status", unit >= 0 ? 9 : 8);
     p = TW_KEY(p, "motion");
     p = tw_mpw_bool(p, s->motion);
     p = TW_KEY(p, "zero");
@@ -200,10 +213,10 @@ static void emit_status(tw_scale *d, const struct status *s, const char *unit)
     p = tw_mpw_array(p, nf);
     for (k = 0; k < 6; k++)
         if (s->faults & (1u << k))
-            p = tw_mpw_str(p, FAULTS[k], strlen(FAULTS[k]));
-    if (unit) {
+            p = tw_mpw_str(p, FAULTS[k], FAULT_LEN[k]);
+    if (unit >= 0) {
         p = TW_KEY(p, "unit");
-        p = tw_mpw_str(p, unit, strlen(unit));
+        p = tw_mpw_str(p, UNITS[unit].unit, UNITS[unit].unit_len);
     }
     tw_out_commit(o, p);
 }
@@ -253,7 +266,7 @@ static int parse_number(const uint8_t *s, size_t n, size_t *end, int64_t *milli,
 }
 
 /* the section 1 grammar: number, optional spaces, a unit from the table, nothing after */
-static int parse_weight(const uint8_t *s, size_t n, int64_t *milli, const char **unit)
+static int parse_weight(const uint8_t *s, size_t n, int64_t *milli, int *unit)
 {
     size_t i;
     int point;
@@ -262,7 +275,7 @@ static int parse_weight(const uint8_t *s, size_t n, int64_t *milli, const char *
     while (i < n && s[i] == ' ')
         i++;
     *unit = unit_of(s + i, n - i);
-    return *unit != NULL;
+    return *unit >= 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- NCI (§3) */
@@ -331,7 +344,7 @@ static void nci_reply(tw_scale *d, const uint8_t *c, size_t n)
                 tw_out_commit(d->io.out, p);
             }
         } else if (nci_status(c, n, &st)) {
-            emit_status(d, &st, NULL);
+            emit_status(d, &st, -1);
         } else {
             emit_error(d, TW_ERR_SCALE_BAD_STATUS, d->start);
         }
@@ -350,12 +363,12 @@ static void nci_reply(tw_scale *d, const uint8_t *c, size_t n)
     }
     {
         int64_t milli;
-        const char *unit;
+        int unit;
         size_t i = 0;
         while (i < n1 && f1[i] == ' ')
             i++;
         unit = unit_of(f1 + i, n1 - i);
-        if (unit) {
+        if (unit >= 0) {
             emit_status(d, &st, unit);
             return;
         }
@@ -363,13 +376,14 @@ static void nci_reply(tw_scale *d, const uint8_t *c, size_t n)
             emit_weight(d, milli, unit, !st.motion, st.net);
         else
             emit_error(d, TW_ERR_SCALE_BAD_WEIGHT, d->start);
-        emit_status(d, &st, NULL);
+        emit_status(d, &st, -1);
     }
 }
 
 /* ------------------------------------------------------------------------------------------- Toledo (§4) */
 
-static const char *cfg_unit(const tw_scale *d) { return d->cfg.unit == TW_SCALE_UNIT_KG ? "kg" : "lb"; }
+/* the UNITS index of the configured unit */
+static int cfg_unit(const tw_scale *d) { return d->cfg.unit == TW_SCALE_UNIT_KG ? U_KG : U_LB; }
 
 static void toledo_reply(tw_scale *d, const uint8_t *c, size_t n)
 {
@@ -384,7 +398,7 @@ static void toledo_reply(tw_scale *d, const uint8_t *c, size_t n)
         st.net = (s >> 5) & 1;
         if (s & 8)
             st.faults = F_ZERO_RANGE;
-        emit_status(d, &st, NULL);
+        emit_status(d, &st, -1);
         return;
     }
     if (n && c[0] != '-' && c[0] != '+') {
@@ -400,7 +414,7 @@ static void toledo_reply(tw_scale *d, const uint8_t *c, size_t n)
                 i++;
             }
             if (i == n) {
-                emit_weight(d, milli, point ? cfg_unit(d) : "g", 1, net);
+                emit_weight(d, milli, point ? cfg_unit(d) : U_G, 1, net);
                 return;
             }
         }
@@ -413,7 +427,7 @@ static void toledo_reply(tw_scale *d, const uint8_t *c, size_t n)
 static void cas_line(tw_scale *d, const uint8_t *c, size_t n)
 {
     int64_t milli;
-    const char *unit;
+    int unit;
     int stable, over = 0;
     if (n < 6 || c[2] != ',' || c[5] != ',' || !((c[3] == 'G' && c[4] == 'S') || (c[3] == 'N' && c[4] == 'T'))) {
         emit_error(d, TW_ERR_SCALE_BAD_REPLY, d->start);
@@ -434,7 +448,7 @@ static void cas_line(tw_scale *d, const uint8_t *c, size_t n)
         memset(&st, 0, sizeof(st));
         st.over = 1;
         st.net = c[3] == 'N';
-        emit_status(d, &st, NULL);
+        emit_status(d, &st, -1);
         return;
     }
     if (parse_weight(c + 6, n - 6, &milli, &unit))
@@ -445,19 +459,16 @@ static void cas_line(tw_scale *d, const uint8_t *c, size_t n)
 
 /* ----------------------------------------------------------------------------------------- Magellan (§6) */
 
-static int starts(const uint8_t *c, size_t n, const char *lit)
-{
-    size_t k = strlen(lit);
-    return n >= k && memcmp(c, lit, k) == 0;
-}
+static int starts_n(const uint8_t *c, size_t n, const char *lit, size_t k) { return n >= k && memcmp(c, lit, k) == 0; }
+#define starts(c, n, lit) starts_n((c), (n), (lit), sizeof(lit) - 1)
 
 static void magellan_line(tw_scale *d, const uint8_t *c, size_t n)
 {
     size_t i;
     if (starts(c, n, "S08")) {
         for (i = 0; i < N_LABELS; i++) {
-            size_t k = strlen(LABELS[i].prefix);
-            if (starts(c, n, LABELS[i].prefix)) {
+            size_t k = LABELS[i].len;
+            if (starts_n(c, n, LABELS[i].prefix, k)) {
                 /* the AIM id replaces the prefix in place: the prefix is at least 4 bytes, the id 3 */
                 uint8_t *lab = d->buf + k - 3;
                 int rc;
@@ -489,7 +500,7 @@ static void magellan_line(tw_scale *d, const uint8_t *c, size_t n)
         st.over = c[3] == '2';
         st.zero = c[3] == '3';
         st.under = c[3] == '5';
-        emit_status(d, &st, NULL);
+        emit_status(d, &st, -1);
         return;
     }
     emit_error(d, TW_ERR_SCALE_BAD_REPLY, d->start);
