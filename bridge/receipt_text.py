@@ -60,6 +60,8 @@ def render_event(body: dict, width: int) -> list[str]:
         return _render_payment(kind, data)
     if kind in ("scanner.data", "msr.swipe"):
         return _render_scan(kind, data)
+    if kind.startswith("scale."):
+        return _render_scale(kind, data)
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
@@ -89,6 +91,42 @@ def _render_scan(kind: str, data: dict) -> list[str]:
     if data.get("gs1"):
         lines.append("      " + " ".join(f"({ai}){value}" for ai, value in data["gs1"].items()))
     return lines
+
+
+# the fewest decimals a weight is shown with, per unit (more when the scale sent them)
+_WEIGHT_DECIMALS = {"kg": 3, "lb": 2, "oz": 1, "g": 0}
+# UnifiedPOS Scale status -> words
+_SCALE_STATUS = {11: "stable", 12: "in motion", 13: "at zero", 14: "over capacity", 15: "not ready",
+                 16: "under zero", 17: "under weight"}
+
+
+def format_weight(milli: int, unit: str) -> str:
+    """value_milli as a decimal in its unit, from the integer (never a float): 1250 kg -> "1.250 kg"."""
+    sign = "-" if milli < 0 else ""
+    whole, frac = divmod(abs(milli), 1000)
+    digits = f"{frac:03d}"
+    keep = _WEIGHT_DECIMALS.get(unit, 3)
+    while len(digits) > keep and digits.endswith("0"):
+        digits = digits[:-1]
+    return f"{sign}{whole}{'.' + digits if digits else ''} {unit}"
+
+
+def _render_scale(kind: str, data: dict) -> list[str]:
+    """scale.weight: "WEIGHT  1.250 kg" with unstable/net marks; scale.status: "SCALE   <UnifiedPOS status>" with
+    faults; scale.request: the till's poll as a detail line."""
+    if kind == "scale.weight":
+        marks = [m for m, on in (("unstable", not data["stable"]), ("net", data["net"])) if on]
+        return [f"WEIGHT  {format_weight(data['value_milli'], data['unit'])}"
+                + (f" ({', '.join(marks)})" if marks else "")]
+    if kind == "scale.status":
+        words = _SCALE_STATUS.get(data["upos_status"], str(data["upos_status"]))
+        extra = [*data.get("faults", [])] + (["net"] if data.get("net") else [])
+        if "unit" in data:
+            extra.append(f"unit {data['unit']}")
+        return [f"SCALE   {words}" + (f" ({', '.join(extra)})" if extra else "")]
+    if kind == "scale.request":
+        return [f"  · till asks: {data['name']} ({data['command']})"]
+    return []
 
 
 def _money(data: dict) -> str:

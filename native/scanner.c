@@ -757,6 +757,17 @@ int tw_scanner_tick(tw_scanner *d, int64_t now_ns, tw_out *out)
     return tw_stream_end(&d->io, 0);
 }
 
+int tw_scanner_label(tw_scanner *d, const uint8_t *label, size_t n, uint64_t offset, tw_out *out)
+{
+    tw_out *saved = d->io.out;
+    if (n > TW_MAX_SCAN_LABEL)
+        return TW_ERR_BAD_CONFIG;
+    d->io.out = out;
+    decode_label(d, label, n, offset);
+    d->io.out = saved;
+    return out->oom ? TW_ERR_NOMEM : TW_OK;
+}
+
 int tw_scanner_close(tw_scanner *d, tw_out *out)
 {
     int rc = tw_stream_begin_close(&d->io, out);

@@ -69,6 +69,10 @@ void tw_scanner_free(tw_scanner *d);
 int tw_scanner_feed(tw_scanner *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_scanner_tick(tw_scanner *d, int64_t now_ns, tw_out *out);
 int tw_scanner_close(tw_scanner *d, tw_out *out);
+/* One complete label (serial: prefix included, suffix excluded) through the label decoder, as if it had been framed
+ * at stream offset `offset`: scanner.data / msr.swipe and their errors go to `out`. For decoders that carry
+ * scanner labels inside another framing (magellan, docs/protocols/scale.md section 6). Returns the tw_out status. */
+int tw_scanner_label(tw_scanner *d, const uint8_t *label, size_t n, uint64_t offset, tw_out *out);
 /* the tables, for the test that compares them with protocols/scanner/tables.py */
 const tw_scanner_aim *tw_scanner_aim_table(unsigned *n);
 const tw_scanner_ai *tw_scanner_ai_table(unsigned *n);

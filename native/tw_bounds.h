@@ -84,4 +84,13 @@
 #define TW_MAX_MSR_TRACK2 39
 #define TW_MAX_MSR_TRACK3 106
 
+/* Scales (docs/protocols/scale.md section 2). */
+/* Bytes of one scale message between its framing bytes: real replies are under 32 bytes; a Magellan line may be a
+ * GS1 DataBar Expanded label (74 characters) with its S08R prefix. A longer one is dropped (scale_frame_too_long). */
+#define TW_MAX_SCALE_FRAME 256
+/* NCI status bytes in one reply (two or three in practice). */
+#define TW_MAX_SCALE_STATUS 8
+/* Digits of one weight: 9 keep value_milli (digits x 1000) far inside int64. */
+#define TW_MAX_SCALE_DIGITS 9
+
 #endif

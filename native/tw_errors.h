@@ -88,7 +88,18 @@
     X(TW_ERR_MSR_BAD_TRACK, "msr_bad_track",                                                                   \
       "A magnetic stripe track with characters outside its character set, or a read error.")                   \
     X(TW_ERR_MSR_BAD_LRC, "msr_bad_lrc", "A magnetic stripe track whose LRC character does not match its data.") \
-    X(TW_ERR_MSR_PAN_MISMATCH, "msr_pan_mismatch", "The tracks of one card swipe hold different account numbers.")
+    X(TW_ERR_MSR_PAN_MISMATCH, "msr_pan_mismatch", "The tracks of one card swipe hold different account numbers.") \
+    /* scales (docs/protocols/scale.md, section 7; "truncated" and "unexpected_byte" above are shared) */       \
+    X(TW_ERR_SCALE_FRAME_TOO_LONG, "scale_frame_too_long",                                                     \
+      "A scale message longer than the decoder's frame limit; it was dropped.")                                \
+    X(TW_ERR_SCALE_UNKNOWN_COMMAND, "scale_unknown_command",                                                   \
+      "A till command that is not in the scale protocol's command table.")                                     \
+    X(TW_ERR_SCALE_BAD_REPLY, "scale_bad_reply", "A scale message whose layout the decoder does not know.")     \
+    X(TW_ERR_SCALE_BAD_WEIGHT, "scale_bad_weight",                                                             \
+      "A scale weight that is not a number of at most nine digits and three decimals with a known unit.")      \
+    X(TW_ERR_SCALE_BAD_STATUS, "scale_bad_status", "Scale status bytes whose fixed bits or continuation bits are wrong.") \
+    X(TW_ERR_MAGELLAN_UNKNOWN_LABEL, "magellan_unknown_label",                                                 \
+      "A Magellan label whose type prefix the decoder does not map to a symbology.")
 
 enum tw_error {
     TW_OK = 0,

@@ -22,6 +22,7 @@
 #include "iso8583.h"
 #include "scanner.h"
 #include "msr.h"
+#include "scale.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -269,5 +270,29 @@ void tw_msr_free(tw_msr *d);
 int tw_msr_feed(tw_msr *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_msr_tick(tw_msr *d, int64_t now_ns, tw_out *out);
 int tw_msr_close(tw_msr *d, tw_out *out);
+
+/* ---- scales (scale.h) */
+#ifndef TW_SCALE_TYPES_DEFINED
+#define TW_SCALE_TYPES_DEFINED
+typedef struct tw_scale tw_scale;
+
+typedef struct tw_scale_config {
+    int protocol;
+    int from_device;
+    int unit;
+} tw_scale_config;
+
+typedef struct tw_scale_command {
+    int protocol;
+    const char *command;
+    const char *name;
+} tw_scale_command;
+#endif
+
+tw_scale *tw_scale_new(const tw_scale_config *cfg);
+void tw_scale_free(tw_scale *d);
+int tw_scale_feed(tw_scale *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_scale_close(tw_scale *d, tw_out *out);
+const tw_scale_command *tw_scale_command_table(unsigned *n);
 
 #endif

@@ -71,6 +71,15 @@ def _msr_factory(backend: str, direction: str, options: dict[str, Any]):
     return msr.make_backend(backend, direction, **options)
 
 
+def _scale_factory(protocol: str):
+    def factory(backend: str, direction: str, options: dict[str, Any]):
+        from protocols import scale
+
+        return scale.make_backend(backend, protocol, direction, **options)
+
+    return factory
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -83,6 +92,10 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "scanner": _scanner_factory(False),
     "scanner-hidpos": _scanner_factory(True),
     "msr": _msr_factory,
+    "scale-nci": _scale_factory("scale-nci"),
+    "scale-toledo": _scale_factory("scale-toledo"),
+    "scale-cas": _scale_factory("scale-cas"),
+    "magellan": _scale_factory("magellan"),
 }
 
 DIRECTIONS = ("to_device", "from_device")
