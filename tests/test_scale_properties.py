@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from protocols import Decoder
@@ -127,6 +127,8 @@ def test_errors_quote_no_bytes(data, protocol, direction):
                                           st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b)))
 def test_magellan_labels_decode_as_the_scanner_decodes_their_aim_label(entry, data):
     prefix, aim = entry
+    # a longer prefix that extends this one (S08F + F = S08FF, EAN-8) is another label type
+    assume(not any(other != prefix and (prefix + data).startswith(other) for other, _ in T.LABELS))
     magellan = Decoder("magellan", "from_device").events(prefix + data + b"\r")
     scanner = Decoder("scanner").events(aim + data + b"\r")
     assert magellan == scanner  # both start at offset 0

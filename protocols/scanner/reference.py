@@ -137,7 +137,7 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
         aim, data = label[:3], label[3:]
         track = _track(data)  # a card swiped through a reader that prefixes an AIM identifier
         if track is not None:
-            events.append({"type": "msr.swipe", "data": track})
+            events.append(track)
             return events
     elif cfg.aim == "on":
         events.append(_error("missing_aim_id", offset))
