@@ -18,7 +18,7 @@ help:
 	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
 	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
 	@echo "make fuzz       libFuzzer on each C decoder for FUZZ_SECONDS (default 60)"
-	@echo "make samples    regenerate sessions/ from the project's own receipt and ZVT dialogue generators"
+	@echo "make samples    regenerate sessions/ from the project's own generators (simulator/)"
 
 # --- setup: a virtualenv with the package (editable) and its dev extra; idempotent.
 $(DEPS): pyproject.toml setup.py
@@ -46,6 +46,11 @@ run: $(NATIVE)
 	@$(VENV)/bin/tillwire decode -p ecr -o preset=transbank --format text \
 	  sessions/payment/ecr-transbank-sale.bin sessions/payment/ecr-transbank-sale.from_device.bin
 	@$(VENV)/bin/tillwire decode -p scanner -o suffix=crlf --format text sessions/scanner/basket.crlf.bin
+	@$(VENV)/bin/tillwire decode -p scale-nci --direction from_device --format text \
+	  sessions/scale/nci-produce.from_device.bin
+	@$(VENV)/bin/tillwire decode -p magellan --direction from_device --format text \
+	  sessions/scale/magellan-basket.from_device.bin
+	@$(VENV)/bin/tillwire decode -p msr -o tracks=12 --format text sessions/msr/wedge-swipes.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
@@ -65,6 +70,8 @@ samples: $(DEPS)
 	$(PY) -m simulator.receipts --out sessions/escpos
 	$(PY) -m simulator.zvt_dialogues --out sessions/payment
 	$(PY) -m simulator.payment_samples --out sessions/payment
+	$(PY) -m simulator.scale_sessions --out sessions/scale
+	$(PY) -m simulator.msr_samples --out sessions/msr
 
 # --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
 sanitize: $(DEPS)
