@@ -77,4 +77,12 @@
 /* Bytes of the configured label prefix (scanners allow a few characters). */
 #define TW_MAX_SCAN_PREFIX 8
 
+/* Customer displays (docs/protocols/display.md section 5). */
+/* Columns and rows of the modelled display: pole displays are 20 x 2, the largest character VFDs 40 x 4. The grid
+ * is allocated inside the decoder. */
+#define TW_MAX_DISPLAY_COLUMNS 40
+#define TW_MAX_DISPLAY_ROWS 4
+/* Characters of a CD5220 ESC Q D marquee message (the P07303 manual: m <= 40). */
+#define TW_MAX_DISPLAY_MARQUEE 40
+
 #endif

@@ -79,7 +79,14 @@
     X(TW_ERR_GS1_BAD_VALUE, "gs1_bad_value",                                                                   \
       "A GS1 element string value that does not fit its application identifier's format.")                     \
     X(TW_ERR_GS1_REPEATED_AI, "gs1_repeated_ai", "A GS1 element string that holds the same application identifier twice.") \
-    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.")
+    X(TW_ERR_BAD_REPORT, "bad_report", "A HID-POS input report with a report id or length the decoder does not accept.") \
+    /* customer displays (docs/protocols/display.md section 6) */                                            \
+    X(TW_ERR_UNKNOWN_DISPLAY_COMMAND, "unknown_display_command",                                             \
+      "A display control byte or command that the display's command table does not define.")                \
+    X(TW_ERR_DISPLAY_STRING_TOO_LONG, "display_string_too_long",                                             \
+      "A display string command (ESC Q) longer than its line; it was cut at the limit.")                     \
+    X(TW_ERR_DISPLAY_STRING_INTERRUPTED, "display_string_interrupted",                                       \
+      "A display string command (ESC Q) cut short by a control byte before its CR.")
 
 enum tw_error {
     TW_OK = 0,

@@ -65,6 +65,15 @@ def _scanner_factory(hid: bool):
     return factory
 
 
+def _display_factory(dialect: str):
+    def factory(backend: str, direction: str, options: dict[str, Any]):
+        from protocols import display
+
+        return display.make_backend(backend, direction, dialect, **options)
+
+    return factory
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -76,6 +85,8 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "lenframe": _lenframe_factory,
     "scanner": _scanner_factory(False),
     "scanner-hidpos": _scanner_factory(True),
+    "display-cd5220": _display_factory("cd5220"),
+    "display-epson": _display_factory("epson"),
 }
 
 DIRECTIONS = ("to_device", "from_device")
