@@ -237,7 +237,7 @@ static void set_cell(tw_display_model *m, uint32_t i, uint16_t cp, tw_out *out)
     if (m->dirty[i])
         tw_display_model_settle(m, out);
     m->cells[i] = cp;
-    m->dirty[i] = 1;
+    m->dirty[i] = cp != BLANK;
 }
 
 /* the grid becomes m->scratch */
@@ -252,7 +252,7 @@ static void commit(tw_display_model *m, tw_out *out)
     for (i = 0; i < m->n; i++)
         if (m->scratch[i] != m->cells[i]) {
             m->cells[i] = m->scratch[i];
-            m->dirty[i] = 1;
+            m->dirty[i] = m->scratch[i] != BLANK;
         }
 }
 

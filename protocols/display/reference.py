@@ -86,7 +86,7 @@ class DisplayModel:
         if self.dirty[i]:
             self.settle()
         self.cells[i] = cp
-        self.dirty[i] = True
+        self.dirty[i] = cp != BLANK
 
     def _commit(self, new: list[int]) -> None:
         cells, dirty = self.cells, self.dirty
@@ -96,7 +96,7 @@ class DisplayModel:
         for i, cp in enumerate(new):
             if cells[i] != cp:
                 cells[i] = cp
-                dirty[i] = True
+                dirty[i] = cp != BLANK
 
     def _scroll_up(self) -> None:
         self._commit(self.cells[self.w:] + [BLANK] * self.w)
