@@ -58,6 +58,8 @@ def render_event(body: dict, width: int) -> list[str]:
         return _render_payment(kind, data)
     if kind in ("scanner.data", "msr.swipe"):
         return _render_scan(kind, data)
+    if kind in ("display.text", "display.control"):
+        return _render_display(kind, data)
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
@@ -85,6 +87,23 @@ def _render_scan(kind: str, data: dict) -> list[str]:
     if data.get("gs1"):
         lines.append("      " + " ".join(f"({ai}){value}" for ai, value in data["gs1"].items()))
     return lines
+
+
+_DISPLAY_MODES = {1: "overwrite", 2: "vertical scroll", 3: "horizontal scroll"}
+
+
+def _render_display(kind: str, data: dict) -> list[str]:
+    """display.text: the customer display's rows as they look, between bars (blanks kept, so the layout shows);
+    display.control: one bracketed line."""
+    if kind == "display.control":
+        setting, value = data["setting"], data["value"]
+        if setting == "mode":
+            return [f"[display mode: {_DISPLAY_MODES.get(value, value)}]"]
+        if setting in ("cursor", "reverse", "user_chars"):
+            return [f"[display {setting.replace('_', ' ')} {'on' if value else 'off'}]"]
+        return [f"[display {setting} {value}]"]
+    rows = [_shown_label(row) for row in data["lines"]]
+    return [("DISPLAY |" if k == 0 else "        |") + row + "|" for k, row in enumerate(rows)]
 
 
 def _money(data: dict) -> str:

@@ -208,9 +208,11 @@ void tw_display_model_settle(tw_display_model *m, tw_out *out)
         }
         for (r = 0; r < m->h; r++) {
             size_t len = 0;
+            unsigned digits = 0;
             for (c = 0; c < m->w; c++) {
                 uint16_t cp = m->cells[r * m->w + c];
                 if (cp < 0x80) {
+                    digits += cp >= '0' && cp <= '9';
                     line[len++] = (uint8_t)cp;
                 } else if (cp < 0x800) {
                     line[len++] = (uint8_t)(0xC0 | (cp >> 6));
@@ -221,7 +223,10 @@ void tw_display_model_settle(tw_display_model *m, tw_out *out)
                     line[len++] = (uint8_t)(0x80 | (cp & 0x3F));
                 }
             }
-            tw_mp_str_scrubbed(out, line, len);
+            if (digits >= TW_PAN_MIN_DIGITS)
+                tw_mp_str_scrubbed(out, line, len);
+            else /* fewer digits than a PAN: the scrubber would change nothing */
+                tw_mp_str(out, (const char *)line, len);
         }
         memcpy(m->shown, m->cells, m->n * sizeof(uint16_t));
     }
@@ -292,11 +297,16 @@ static void shift(tw_display_model *m, int left, tw_out *out)
     commit(m, out);
 }
 
+/* commit() of the grid with rows first .. first + count - 1 blank (a blank cell is never dirty) */
 static void blank_rows(tw_display_model *m, uint32_t first, uint32_t count, tw_out *out)
 {
-    memcpy(m->scratch, m->cells, m->n * sizeof(uint16_t));
-    fill(m->scratch + first * m->w, count * m->w);
-    commit(m, out);
+    uint32_t i, start = first * m->w, end = (first + count) * m->w;
+    for (i = start; i < end; i++)
+        if (m->dirty[i]) { /* dirty cells are never blank: this one changes */
+            tw_display_model_settle(m, out);
+            break;
+        }
+    fill(m->cells + start, end - start);
 }
 
 static void right(tw_display_model *m, tw_out *out)
@@ -544,14 +554,42 @@ static void byte(tw_display_model *m, uint8_t b, uint64_t off, tw_out *out)
     }
 }
 
+/* put() for a run of text bytes from data[i]; returns the index after the run */
+static size_t put_run(tw_display_model *m, const uint8_t *data, size_t i, size_t len, tw_out *out)
+{
+    while (i < len && data[i] >= 0x20) {
+        uint32_t x = m->x, last = m->w - 1;
+        uint16_t *cells = m->cells + m->y * m->w;
+        uint8_t *dirty = m->dirty + m->y * m->w;
+        const uint16_t *charset = m->charset, *codepage = m->codepage;
+        if (m->pending || x == last) {
+            put(m, data[i++], out);
+            continue;
+        }
+        /* within the cursor's row, before its last column: no wrap, no scroll */
+        while (i < len && data[i] >= 0x20 && x < last) {
+            uint8_t b = data[i++];
+            uint16_t cp = b < 0x80 ? charset[b] : codepage[b - 0x80];
+            if (cells[x] != cp) {
+                if (dirty[x])
+                    tw_display_model_settle(m, out);
+                cells[x] = cp;
+                dirty[x] = cp != BLANK;
+            }
+            x++;
+        }
+        m->x = x;
+    }
+    return i;
+}
+
 void tw_display_model_feed(tw_display_model *m, const uint8_t *data, size_t len, uint64_t base, tw_out *out)
 {
     size_t i = 0;
     while (i < len && !out->oom) {
         if (m->state == GROUND) {
             /* the text fast path */
-            while (i < len && data[i] >= 0x20)
-                put(m, data[i++], out);
+            i = put_run(m, data, i, len, out);
             if (i == len)
                 break;
         }
