@@ -592,6 +592,14 @@ void tw_display_model_feed(tw_display_model *m, const uint8_t *data, size_t len,
             i = put_run(m, data, i, len, out);
             if (i == len)
                 break;
+        } else if (m->state == STRING) {
+            /* the ESC Q string fast path: characters up to the limit; CR, a control byte or one too many go to
+             * byte() */
+            unsigned limit = m->line == 2 ? TW_MAX_DISPLAY_MARQUEE : m->w;
+            while (i < len && data[i] >= 0x20 && m->tlen < limit)
+                m->text[m->tlen++] = map_byte(m, data[i++]);
+            if (i == len)
+                break;
         }
         byte(m, data[i], base + i, out);
         i++;
