@@ -62,6 +62,8 @@ def render_event(body: dict, width: int) -> list[str]:
         return _render_scan(kind, data)
     if kind.startswith("scale."):
         return _render_scale(kind, data)
+    if kind in ("display.text", "display.control"):
+        return _render_display(kind, data)
     if kind == "printer.status_request":
         return [f"[status request: {data['kind']} (n={data['n']})]"]
     if kind in ("printer.status", "printer.asb", "printer.info"):
@@ -127,6 +129,23 @@ def _render_scale(kind: str, data: dict) -> list[str]:
     if kind == "scale.request":
         return [f"  · till asks: {data['name']} ({data['command']})"]
     return []
+
+
+_DISPLAY_MODES = {1: "overwrite", 2: "vertical scroll", 3: "horizontal scroll"}
+
+
+def _render_display(kind: str, data: dict) -> list[str]:
+    """display.text: the customer display's rows as they look, between bars (blanks kept, so the layout shows);
+    display.control: one bracketed line."""
+    if kind == "display.control":
+        setting, value = data["setting"], data["value"]
+        if setting == "mode":
+            return [f"[display mode: {_DISPLAY_MODES.get(value, value)}]"]
+        if setting in ("cursor", "reverse", "user_chars"):
+            return [f"[display {setting.replace('_', ' ')} {'on' if value else 'off'}]"]
+        return [f"[display {setting} {value}]"]
+    rows = [_shown_label(row) for row in data["lines"]]
+    return [("DISPLAY |" if k == 0 else "        |") + row + "|" for k, row in enumerate(rows)]
 
 
 def _money(data: dict) -> str:

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "display.h"
 #include "tw_bounds.h"
 #include "tw_errors.h"
 #include "tw_event.h"
@@ -379,6 +380,8 @@ struct tw_escpos {
     uint8_t align;
     int kanji;
     int deselected;
+    int display_on;           /* ESC = n selected the customer display: deselected bytes go to `display` */
+    tw_display_model *display; /* the daisy-chained Epson DM-D display (section 7); to_device only */
     const uint16_t *codepage;
     const uint16_t *charset;
     int charset_is_ascii;     /* the charset maps 0x20..0x7f to themselves: the text fast path applies */
@@ -1165,6 +1168,17 @@ static size_t header_need(const uint8_t *b, size_t avail)
     }
 }
 
+/* Section 7: ESC = n. bit0 set selects the printer; bit0 clear deselects it, and bit1 set then routes the bytes
+ * the printer skips to the embedded customer display. A display that stops being selected ends its burst. */
+static void select_peripheral(tw_escpos *d, uint8_t v)
+{
+    int on = !(v & 1) && (v & 2) && d->display;
+    d->deselected = !(v & 1);
+    if (d->display_on && !on)
+        tw_display_model_settle(d->display, d->io.out);
+    d->display_on = on;
+}
+
 /* Section 7: while deselected only ESC = n and the real-time DLE commands count; 1 = skip the first byte. */
 static size_t deselected_need(const uint8_t *b, size_t avail)
 {
@@ -1909,8 +1923,7 @@ static void dispatch(tw_escpos *d, const uint8_t *h, size_t hlen, uint64_t off)
         STATUS_REQUEST(d, "paper_sensor", 0);
         break;
     case A_SELECT_PERIPHERAL:
-        if (!(v & 1))
-            d->deselected = 1;
+        select_peripheral(d, v);
         break;
     case A_ESC_BUZZER:
         BUZZER(d, "ESC B", h + 2, 2);
@@ -2054,11 +2067,13 @@ static void hold_header(tw_escpos *d, const uint8_t *p, size_t n)
 
 static void dispatch_deselected(tw_escpos *d, const uint8_t *h, size_t hlen, uint64_t off)
 {
-    if (hlen == 1)
+    if (hlen == 1) {
+        if (d->display_on)
+            tw_display_model_feed(d->display, h, 1, off, d->io.out);
         return;
+    }
     if (h[0] == ESC) {
-        if (h[2] & 1)
-            d->deselected = 0;
+        select_peripheral(d, h[2]);
         return;
     }
     dispatch(d, h, hlen, off);
@@ -2093,7 +2108,12 @@ static const uint8_t *walk_deselected(tw_escpos *d, const uint8_t *p, const uint
     while (p < end) {
         size_t avail, need;
         if (*p != ESC && *p != DLE) {
-            p++;
+            const uint8_t *q = p + 1;
+            while (q < end && *q != ESC && *q != DLE)
+                q++;
+            if (d->display_on)
+                tw_display_model_feed(d->display, p, (size_t)(q - p), offset_of(d, p), d->io.out);
+            p = q;
             continue;
         }
         avail = (size_t)(end - p);
@@ -2666,6 +2686,26 @@ tw_escpos *tw_escpos_new(const tw_escpos_config *cfg)
     d->kanji_double = cfg->kanji_double;
     find_ascii_charsets(d);
     reset_printer(d);
+    if (d->to_device) {
+        tw_display_config dc;
+        memset(&dc, 0, sizeof(dc));
+        dc.dialect = TW_DISPLAY_EPSON;
+        dc.columns = 20;
+        dc.rows = 2;
+        dc.codepage_index = cfg->codepage_index;
+        dc.codepages = cfg->codepages;
+        dc.n_codepages = cfg->n_codepages;
+        dc.charset_index = cfg->charset_index;
+        dc.charsets = cfg->charsets;
+        dc.n_charsets = cfg->n_charsets;
+        dc.default_codepage = cfg->default_codepage;
+        dc.default_charset = cfg->default_charset;
+        d->display = tw_display_model_new(&dc);
+        if (!d->display) {
+            free(d);
+            return NULL;
+        }
+    }
     return d;
 }
 
@@ -2683,6 +2723,7 @@ void tw_escpos_free(tw_escpos *d)
     if (!d)
         return;
     release_buffers(d);
+    tw_display_model_free(d->display);
     free(d);
 }
 
@@ -2719,6 +2760,7 @@ int tw_escpos_close(tw_escpos *d, tw_out *out)
         emit_group(d);
         if (d->line.ncp)
             emit_line(d);
+        tw_display_model_close(d->display, d->io.out);
     } else if (d->reply != RP_GROUND) {
         emit_error(d, TW_ERR_TRUNCATED, d->reply_off, d->reply_raw, d->reply_raw_len);
         d->reply = RP_GROUND;

@@ -93,4 +93,12 @@
 /* Digits of one weight: 9 keep value_milli (digits x 1000) far inside int64. */
 #define TW_MAX_SCALE_DIGITS 9
 
+/* Customer displays (docs/protocols/display.md section 5). */
+/* Columns and rows of the modelled display: pole displays are 20 x 2, the largest character VFDs 40 x 4. The grid
+ * is allocated inside the decoder. */
+#define TW_MAX_DISPLAY_COLUMNS 40
+#define TW_MAX_DISPLAY_ROWS 4
+/* Characters of a CD5220 ESC Q D marquee message (the P07303 manual: m <= 40). */
+#define TW_MAX_DISPLAY_MARQUEE 40
+
 #endif

@@ -99,7 +99,14 @@
       "A scale weight that is not a number of at most nine digits and three decimals with a known unit.")      \
     X(TW_ERR_SCALE_BAD_STATUS, "scale_bad_status", "Scale status bytes whose fixed bits or continuation bits are wrong.") \
     X(TW_ERR_MAGELLAN_UNKNOWN_LABEL, "magellan_unknown_label",                                                 \
-      "A Magellan label whose type prefix the decoder does not map to a symbology.")
+      "A Magellan label whose type prefix the decoder does not map to a symbology.")                           \
+    /* customer displays (docs/protocols/display.md section 6) */                                            \
+    X(TW_ERR_UNKNOWN_DISPLAY_COMMAND, "unknown_display_command",                                             \
+      "A display control byte or command that the display's command table does not define.")                \
+    X(TW_ERR_DISPLAY_STRING_TOO_LONG, "display_string_too_long",                                             \
+      "A display string command (ESC Q) longer than its line; it was cut at the limit.")                     \
+    X(TW_ERR_DISPLAY_STRING_INTERRUPTED, "display_string_interrupted",                                       \
+      "A display string command (ESC Q) cut short by a control byte before its CR.")
 
 enum tw_error {
     TW_OK = 0,

@@ -23,6 +23,7 @@
 #include "scanner.h"
 #include "msr.h"
 #include "scale.h"
+#include "display.h"
 
 /* ---- output buffer (tw_msgpack.h) */
 #ifndef TW_OUT_DEFINED
@@ -294,5 +295,42 @@ void tw_scale_free(tw_scale *d);
 int tw_scale_feed(tw_scale *d, const uint8_t *data, size_t len, tw_out *out);
 int tw_scale_close(tw_scale *d, tw_out *out);
 const tw_scale_command *tw_scale_command_table(unsigned *n);
+
+/* ---- customer displays (display.h) */
+#ifndef TW_DISPLAY_TYPES_DEFINED
+#define TW_DISPLAY_TYPES_DEFINED
+typedef struct tw_display tw_display;
+typedef struct tw_display_model tw_display_model;
+
+typedef struct tw_display_config {
+    int dialect;
+    uint32_t columns;
+    uint32_t rows;
+    const int16_t *codepage_index;
+    const uint16_t *codepages;
+    uint32_t n_codepages;
+    const int16_t *charset_index;
+    const uint16_t *charsets;
+    uint32_t n_charsets;
+    uint32_t default_codepage;
+    uint32_t default_charset;
+} tw_display_config;
+
+typedef struct tw_display_command {
+    uint8_t dialects;
+    uint8_t len;
+    uint8_t bytes[3];
+    uint8_t params;
+    uint8_t action;
+    uint8_t arg;
+} tw_display_command;
+#endif
+
+tw_display *tw_display_new(const tw_display_config *cfg);
+void tw_display_free(tw_display *d);
+int tw_display_feed(tw_display *d, const uint8_t *data, size_t len, tw_out *out);
+int tw_display_tick(tw_display *d, int64_t now_ns, tw_out *out);
+int tw_display_close(tw_display *d, tw_out *out);
+const tw_display_command *tw_display_command_table(unsigned *n);
 
 #endif

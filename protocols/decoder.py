@@ -80,6 +80,15 @@ def _scale_factory(protocol: str):
     return factory
 
 
+def _display_factory(dialect: str):
+    def factory(backend: str, direction: str, options: dict[str, Any]):
+        from protocols import display
+
+        return display.make_backend(backend, direction, dialect, **options)
+
+    return factory
+
+
 # protocol name -> factory(backend, direction, options) returning an object with
 # feed(bytes) -> bytes, close() -> bytes and, optionally, tick(now_ns) -> bytes and note_request(kind, n).
 _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -96,6 +105,8 @@ _PROTOCOLS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     "scale-toledo": _scale_factory("scale-toledo"),
     "scale-cas": _scale_factory("scale-cas"),
     "magellan": _scale_factory("magellan"),
+    "display-cd5220": _display_factory("cd5220"),
+    "display-epson": _display_factory("epson"),
 }
 
 DIRECTIONS = ("to_device", "from_device")

@@ -11,6 +11,7 @@ from protocols.ecr import tables as ecr_tables
 from protocols.scanner import tables as scanner_tables
 from protocols.msr import tables as msr_tables
 from protocols.scale import tables as scale_tables
+from protocols.display import tables as display_tables
 
 
 def c_error_list() -> dict[str, str]:
@@ -23,7 +24,7 @@ def c_error_list() -> dict[str, str]:
 def test_reference_error_tables_match_the_c_list():
     c = c_error_list()
     for table in (tables.ERRORS, zvt_tables.ERRORS, ecr_tables.ERRORS, iso_tables.ERRORS, scanner_tables.ERRORS,
-                  msr_tables.ERRORS, scale_tables.ERRORS):
+                  msr_tables.ERRORS, scale_tables.ERRORS, display_tables.ERRORS):
         for code, reason in table.items():
             assert c.get(code) == reason, code
 
@@ -41,4 +42,4 @@ def test_api_statuses_never_appear_as_protocol_errors():
     assert not {"nomem", "closed", "bad_config"} & (set(tables.ERRORS) | set(zvt_tables.ERRORS)
                                                    | set(ecr_tables.ERRORS) | set(iso_tables.ERRORS)
                                                    | set(scanner_tables.ERRORS) | set(msr_tables.ERRORS)
-                                                   | set(scale_tables.ERRORS))
+                                                   | set(scale_tables.ERRORS) | set(display_tables.ERRORS))

@@ -378,13 +378,17 @@ def test_init_discards_pending_line_and_resets_state():
 
 
 def test_line_display_bytes_are_not_printed():
-    """linedisplay() sends ESC = 2 (printer deselected), the display's own ESC @ and text, then ESC = 1."""
+    """linedisplay() sends ESC = 2 (printer deselected, display selected), the display's own ESC @ and text, then
+    ESC = 1: the text is not printed; the embedded display model shows it (display.md section 8), and ESC = 1
+    ends the display's burst."""
     p = printer()
     p.text("before\n")
     p.linedisplay("TOTAL 12.34")
     p.text("after\n")
     evs = decode(p.output)
-    assert_same(evs, [{"type": "printer.line", "data": line("before")}, {"type": "printer.line", "data": line("after")}])
+    assert_same(evs, [{"type": "printer.line", "data": line("before")},
+                      {"type": "display.text", "data": {"lines": ["TOTAL 12.34         ", " " * 20]}},
+                      {"type": "printer.line", "data": line("after")}])
 
 
 def test_misc_commands_without_events():

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import msgpack
 
+from protocols.display.reference import DisplayModel
 from protocols.escpos import tables as T
 from protocols.escpos.profiles import REPLACEMENT, Profile
 
@@ -78,6 +79,9 @@ class ReferenceEscposDecoder:
         self._cmd_hdr = b""
         # from_device (section 9)
         self._requests: list[tuple[str, int]] = []
+        # section 7: the daisy-chained Epson DM-D display that ESC = n routes bytes to
+        self._display = DisplayModel("epson", 20, 2, profile, self._out) if self._to_device else None
+        self._display_on = False
         self._reset_printer()
 
     # ------------------------------------------------------------------ state
@@ -125,6 +129,7 @@ class ReferenceEscposDecoder:
             self._emit_group()
             if self._chars:
                 self._emit_line()
+            self._display.close()
         else:
             if self._hold:
                 self._out.append(_error("truncated", self._offset - len(self._hold), self._hold))
@@ -172,33 +177,50 @@ class ReferenceEscposDecoder:
             i += 1
 
     def _walk_deselected(self, buf: bytes, i: int, n: int, base: int) -> int:
-        """Section 7: skip bytes meant for a display; watch for ESC = and real-time DLE commands."""
+        """Section 7: bytes meant for a display go to the display model (when ESC = selected it) or are skipped;
+        watch for ESC = and real-time DLE commands."""
         b = buf[i]
         if b == 0x1B:
             if i + 1 >= n:
                 self._hold = buf[i:]
                 return -1
             if buf[i + 1] != 0x3D:
-                return i + 1
+                return self._to_display(buf, i, i + 1, base)
             if i + 2 >= n:
                 self._hold = buf[i:]
                 return -1
-            if buf[i + 2] & 1:
-                self._deselected = False
+            self._select_peripheral(buf[i + 2])
             return i + 3
         if b == 0x10:
             if i + 1 >= n:
                 self._hold = buf[i:]
                 return -1
             if buf[i + 1] not in (0x04, 0x05, 0x14):
-                return i + 1
+                return self._to_display(buf, i, i + 1, base)
             need = T.header_need(buf, i, n)
             if i + need > n:
                 self._hold = buf[i:]
                 return -1
             self._command(buf[i:i + need], base + i)
             return i + need
-        return i + 1
+        j = i + 1
+        while j < n and buf[j] != 0x1B and buf[j] != 0x10:
+            j += 1
+        return self._to_display(buf, i, j, base)
+
+    def _to_display(self, buf: bytes, i: int, j: int, base: int) -> int:
+        if self._display_on:
+            self._display.feed(buf[i:j], base + i)
+        return j
+
+    def _select_peripheral(self, v: int) -> None:
+        """Section 7: ESC = n. bit0 set selects the printer; bit0 clear deselects it, and bit1 set then routes the
+        bytes the printer skips to the display. A display that stops being selected ends its burst."""
+        on = not v & 1 and bool(v & 2)
+        self._deselected = not v & 1
+        if self._display_on and not on:
+            self._display.settle()
+        self._display_on = on
 
     def _control(self, b: int, off: int) -> None:
         if b == 0x0A:
@@ -429,8 +451,7 @@ class ReferenceEscposDecoder:
         self._status_request("paper_sensor", 0)
 
     def _esc_select_peripheral(self, h: bytes, off: int) -> None:
-        if not h[2] & 1:
-            self._deselected = True
+        self._select_peripheral(h[2])
 
     def _esc_buzzer(self, h: bytes, off: int) -> None:
         self._out.append({"type": "printer.buzzer", "data": {"command": "ESC B", "params": bytes(h[2:4])}})

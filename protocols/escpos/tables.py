@@ -34,6 +34,8 @@ ERRORS = {
     "line_too_long": "A line longer than the decoder's line limit; it was split.",
     "truncated": "The stream ended inside a command.",
     "unknown_reply": "A byte from the printer that matches no reply pattern.",
+    # the embedded customer display (escpos.md section 7, display.md section 6)
+    "unknown_display_command": "A display control byte or command that the display's command table does not define.",
 }
 
 ESC, GS, FS, DLE = 0x1B, 0x1D, 0x1C, 0x10
