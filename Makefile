@@ -51,6 +51,7 @@ run: $(NATIVE)
 	@$(VENV)/bin/tillwire decode -p magellan --direction from_device --format text \
 	  sessions/scale/magellan-basket.from_device.bin
 	@$(VENV)/bin/tillwire decode -p msr -o tracks=12 --format text sessions/msr/wedge-swipes.bin
+	@$(VENV)/bin/tillwire decode -p display-epson --format text sessions/display/basket.epson.bin
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
@@ -72,6 +73,7 @@ samples: $(DEPS)
 	$(PY) -m simulator.payment_samples --out sessions/payment
 	$(PY) -m simulator.scale_sessions --out sessions/scale
 	$(PY) -m simulator.msr_samples --out sessions/msr
+	$(PY) -m simulator.displays --out sessions/display
 
 # --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
 sanitize: $(DEPS)
