@@ -223,9 +223,9 @@ void tw_display_model_settle(tw_display_model *m, tw_out *out)
                     line[len++] = (uint8_t)(0x80 | (cp & 0x3F));
                 }
             }
-            if (digits >= TW_PAN_MIN_DIGITS)
-                tw_mp_str_scrubbed(out, line, len);
-            else /* fewer digits than a PAN: the scrubber would change nothing */
+            if (digits >= TW_DISPLAY_MASK_DIGITS)
+                tw_mp_str_display_scrubbed(out, line, len);
+            else /* too few digits to mask: the scrubber would change nothing */
                 tw_mp_str(out, (const char *)line, len);
         }
         memcpy(m->shown, m->cells, m->n * sizeof(uint16_t));

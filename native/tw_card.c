@@ -13,6 +13,49 @@ void tw_card_mask_pan(const uint8_t *pan, size_t n, uint8_t *dst)
         dst[i] = (i < first || i >= last_from) ? pan[i] : '*';
 }
 
+/* The end of the digit group sequence \d+([ -]\d+)* starting at the digit s[i]; its digit count in *digits. */
+static size_t sequence_end(const uint8_t *s, size_t n, size_t i, size_t *digits)
+{
+    size_t end = i;
+    *digits = 0;
+    for (;;) {
+        while (end < n && is_digit(s[end])) {
+            end++;
+            (*digits)++;
+        }
+        if (end + 1 < n && (s[end] == ' ' || s[end] == '-') && is_digit(s[end + 1]))
+            end++;
+        else
+            return end;
+    }
+}
+
+void tw_card_scrub_display(uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t end, digits, k;
+        if (!is_digit(s[i])) {
+            i++;
+            continue;
+        }
+        end = sequence_end(s, n, i, &digits);
+        if (digits >= TW_DISPLAY_MASK_DIGITS)
+            for (k = i; k < end; k++)
+                if (is_digit(s[k]))
+                    s[k] = '*';
+        i = end;
+    }
+}
+
+void tw_mp_str_display_scrubbed(tw_out *o, const uint8_t *s, size_t n)
+{
+    tw_mp_str(o, (const char *)s, n);
+    if (o->oom || n == 0)
+        return;
+    tw_card_scrub_display(o->data + (o->len - n), n);
+}
+
 void tw_card_scrub(uint8_t *s, size_t n)
 {
     size_t i = 0;

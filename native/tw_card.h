@@ -25,6 +25,13 @@ void tw_card_mask_pan(const uint8_t *pan, size_t n, uint8_t *dst);
 /* Scrubs s[0..n) in place (see above). */
 void tw_card_scrub(uint8_t *s, size_t n);
 
+/* A customer display shows a number a few characters at a time (typed digit by digit, scrolled through a window),
+ * so each snapshot must show less than a PAN's first six and last four together: on a display, every digit of a
+ * digit group sequence holding TW_DISPLAY_MASK_DIGITS or more digits becomes '*'. */
+#define TW_DISPLAY_MASK_DIGITS 5
+void tw_card_scrub_display(uint8_t *s, size_t n);
+void tw_mp_str_display_scrubbed(tw_out *o, const uint8_t *s, size_t n);
+
 /* Checked msgpack writers of text that is scrubbed on the way out (the source is not modified). */
 void tw_mp_str_scrubbed(tw_out *o, const uint8_t *s, size_t n);
 void tw_mp_bin_scrubbed(tw_out *o, const uint8_t *s, size_t n);

@@ -97,6 +97,7 @@ void tw_card_mask_pan(const uint8_t *pan, size_t n, uint8_t *dst);
 void tw_card_scrub(uint8_t *s, size_t n);
 void tw_mp_str_scrubbed(tw_out *o, const uint8_t *s, size_t n);
 void tw_mp_pan(tw_out *o, const uint8_t *pan, size_t n);
+void tw_mp_str_display_scrubbed(tw_out *o, const uint8_t *s, size_t n);
 
 /* ---- ZVT link layer + APDU layer (zvt_link.h, zvt_apdu.h); framing 0 = serial, 1 = tcp; strict 0/1 */
 #ifndef TW_ZVT_LINK_TYPES_DEFINED

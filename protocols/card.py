@@ -59,3 +59,20 @@ def scrub_text(text: str) -> str:
 
 def _mask_sequence_text(seq: str) -> str:
     return _mask_bytes(seq.encode("ascii")).decode("ascii")
+
+
+#: On a customer display a number shows a few characters at a time (typed digit by digit, scrolled through a
+#: window), so each snapshot must show less than a PAN's first six and last four together: every digit of a digit
+#: group sequence holding this many digits or more is masked (native/tw_card.h TW_DISPLAY_MASK_DIGITS).
+DISPLAY_MASK_DIGITS = 5
+
+
+def scrub_display_text(text: str) -> str:
+    """A display row with every digit of each digit group sequence of DISPLAY_MASK_DIGITS digits or more masked."""
+    def mask(m: re.Match) -> str:
+        seq = m.group()
+        if sum(c.isdigit() for c in seq) < DISPLAY_MASK_DIGITS:
+            return seq
+        return "".join("*" if "0" <= c <= "9" else c for c in seq)
+
+    return _TEXT_SEQUENCE.sub(mask, text)

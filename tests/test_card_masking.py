@@ -88,3 +88,17 @@ def test_no_seven_digit_run_of_a_pan_survives_scrubbing(pan, before, after):
     out = scrub(f"{before} {pan} {after}".encode())
     assert not re.search(rb"[0-9]{7}", out)
     assert pan[:6].encode() in out and pan[-4:].encode() in out
+
+
+@given(st.text(alphabet="0123456789 -x.,\u00fc", max_size=80))
+def test_display_scrub_agrees_in_c_and_python_and_leaves_no_five_digits(text):
+    from protocols.card import scrub_display_text
+
+    out = ffi.new("tw_out *")
+    lib.tw_out_init(out)
+    raw = text.encode()
+    lib.tw_mp_str_display_scrubbed(out, raw, len(raw))
+    c = msgpack.unpackb(bytes(ffi.buffer(out.data, out.len)), raw=False)
+    lib.tw_out_free(out)
+    assert c == scrub_display_text(text)
+    assert not re.search(r"[0-9]{5}", c)

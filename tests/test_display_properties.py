@@ -129,3 +129,33 @@ def test_the_display_behind_a_printer_is_a_display_epson(updates, cuts):
     alone += unpack_events(d.close())
     strip = [dict(e, data={k: v for k, v in e["data"].items() if k != "offset"}) for e in printer + alone]
     assert strip[:len(printer)] == strip[len(printer):]
+
+
+# ------------------------------------------------------------------ a PAN shown a few characters at a time
+
+def _pan_runs(pan: str, n: int = 5) -> list[bytes]:
+    return [pan[i:i + n].encode() for i in range(len(pan) - n + 1)]
+
+
+@given(st.from_regex(r"\A[1-9][0-9]{12,18}\Z"), st.sampled_from(["display-epson", "display-cd5220"]),
+       st.sampled_from(["native", "reference"]))
+def test_a_pan_typed_digit_by_digit_never_shows_five_of_its_digits(pan, protocol, backend):
+    """A till that echoes a card number as it is keyed in, the bridge ticking between keystrokes: every snapshot
+    is an event, and together they must not reveal the number (a per-snapshot "first six, last four" would)."""
+    d = Decoder(protocol, backend=backend)
+    out = d.feed(b"\x0c")
+    t = 0
+    for digit in pan.encode():
+        out += d.feed(bytes([digit]))
+        out += d.tick(t) + d.tick(t + 10**9)
+        t += 2 * 10**9
+    out += d.close()
+    assert not [r for r in _pan_runs(pan) if r in out]
+
+
+@given(st.from_regex(r"\A[1-9][0-9]{12,18}\Z"), st.sampled_from(["native", "reference"]))
+def test_a_pan_scrolling_through_the_window_never_shows_five_of_its_digits(pan, backend):
+    """Epson horizontal scroll mode (US MD3) shifts the row one character at a time under the window."""
+    d = Decoder("display-epson", backend=backend)
+    out = d.feed(b"\x1f\x03" + f"PAN:{pan} THANK YOU".encode()) + d.close()
+    assert not [r for r in _pan_runs(pan) if r in out]

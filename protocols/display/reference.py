@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgpack
 
-from protocols.card import scrub_text
+from protocols.card import scrub_display_text
 from protocols.display import tables as T
 from protocols.escpos.profiles import load_profile
 
@@ -74,7 +74,7 @@ class DisplayModel:
         """Ends the burst: display.text when the grid differs from the last one emitted."""
         if self.cells != self.shown:
             w = self.w
-            lines = [scrub_text("".join(map(chr, self.cells[r * w:(r + 1) * w]))) for r in range(self.h)]
+            lines = [scrub_display_text("".join(map(chr, self.cells[r * w:(r + 1) * w]))) for r in range(self.h)]
             self.out.append({"type": "display.text", "data": {"lines": lines}})
             self.shown = list(self.cells)
         self.dirty = [False] * len(self.cells)
