@@ -259,6 +259,31 @@ static int track(tw_scanner *d, const uint8_t *s, size_t n)
     return 0;
 }
 
+/* A track inside a label (a reader that sends a byte before the start sentinel, an identifier or prefix we do not
+ * strip): a start sentinel whose track yields a PAN of a card's length (12 or more digits, so that "a;1=2" in a QR
+ * code stays a label), or a track 1 "%B ... ^" (its name follows the ^) — §5. */
+#define TW_SCAN_INSIDE_PAN_MIN 12
+static int track_inside(tw_scanner *d, const uint8_t *s, size_t n)
+{
+    size_t i, at = 0, pan_len;
+    uint8_t number;
+    for (i = 1; i < n; i++) {
+        if (s[i] != '%' && s[i] != ';')
+            continue;
+        number = s[i] == '%' ? 1 : 2;
+        pan_len = tw_msr_track_pan(s + i, n - i, number, &at);
+        if (pan_len >= TW_SCAN_INSIDE_PAN_MIN) {
+            tw_msr_write_swipe(d->io.out, s + i + at, pan_len, &number, 1);
+            return 1;
+        }
+        if (number == 1 && i + 2 < n && s[i + 1] == 'B' && memchr(s + i + 2, '^', n - i - 2)) {
+            tw_msr_write_swipe(d->io.out, NULL, 0, &number, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const tw_scanner_aim *aim_lookup(uint8_t code, uint8_t mod)
 {
     size_t i;
@@ -405,7 +430,7 @@ static void decode_label(tw_scanner *d, const uint8_t *raw, size_t n, uint64_t o
             emit_error(d, TW_ERR_MISSING_PREFIX, off);
         }
     }
-    if (track(d, label, len))
+    if (track(d, label, len) || track_inside(d, label, len))
         return;
     data = label;
     dn = len;

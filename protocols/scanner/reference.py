@@ -69,6 +69,22 @@ def _track(label: bytes) -> dict | None:
     return None
 
 
+def _track_inside(label: bytes) -> dict | None:
+    """msr.swipe for a track inside a label (a byte before the start sentinel, an identifier or prefix not
+    stripped): a start sentinel whose track yields a PAN of a card's length (12 or more digits, so that "a;1=2" in a
+    QR code stays a label), or a track 1 "%B ... ^" (its name follows the ^)."""
+    for i in range(1, len(label)):
+        if label[i] not in b"%;":
+            continue
+        number = 1 if label[i] == 0x25 else 2
+        pan = track_pan(label[i:], number)
+        if pan is not None and len(pan) >= 12:
+            return swipe_event(pan, [number])
+        if number == 1 and i + 2 < len(label) and label[i + 1] == 0x42 and 0x5E in label[i + 2:]:
+            return swipe_event(None, [number])
+    return None
+
+
 def parse_gs1(data: bytes):
     """(elements, error code or None): elements are (ai, start, end) spans of data, in order."""
     i, n = 0, len(data)
@@ -127,7 +143,7 @@ def decode_label(cfg: T.Config, raw: bytes, offset: int) -> list[dict]:
                 return []
         else:
             events.append(_error("missing_prefix", offset))
-    track = _track(label)
+    track = _track(label) or _track_inside(label)
     if track is not None:
         events.append(track)
         return events
