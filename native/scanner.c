@@ -106,13 +106,13 @@ struct element {
  * digit holds keeps its digits unmasked (docs/protocols/scanner.md section 4). */
 static int ai_has_check_digit(const tw_scanner_ai *spec)
 {
-    static const char *const keys[] = {"00", "01", "02", "03", "402", "410", "411", "412",
-                                       "413", "414", "415", "416", "417", "8017", "8018"};
-    size_t k;
-    for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-        if (strcmp(spec->ai, keys[k]) == 0)
-            return 1;
-    return 0;
+    /* 00-03, 402, 410-417, 8017, 8018 (protocols/scanner/tables.py CHECK_DIGIT_AIS; a test compares them) */
+    const char *a = spec->ai;
+    if (!a[2])
+        return a[0] == '0' && a[1] >= '0' && a[1] <= '3';
+    if (!a[3])
+        return a[0] == '4' && ((a[1] == '0' && a[2] == '2') || (a[1] == '1' && a[2] >= '0' && a[2] <= '7'));
+    return a[0] == '8' && a[1] == '0' && a[2] == '1' && (a[3] == '7' || a[3] == '8') && !a[4];
 }
 
 struct tw_scanner {
@@ -267,7 +267,15 @@ static int track_inside(tw_scanner *d, const uint8_t *s, size_t n)
 {
     size_t i, at = 0, pan_len;
     uint8_t number;
-    for (i = 1; i < n; i++) {
+    const uint8_t *pct, *semi;
+    if (n < 2)
+        return 0;
+    pct = memchr(s + 1, '%', n - 1);
+    semi = memchr(s + 1, ';', n - 1);
+    if (!pct && !semi) /* the usual label: no sentinel at all */
+        return 0;
+    i = (size_t)((pct && (!semi || pct < semi) ? pct : semi) - s);
+    for (; i < n; i++) {
         if (s[i] != '%' && s[i] != ';')
             continue;
         number = s[i] == '%' ? 1 : 2;

@@ -186,3 +186,24 @@ def test_hid_pos_labels_decode_like_serial_labels(labels):
     hid = Decoder("scanner-hidpos")
     assert data_events(hid.feed(b"".join(hid_reports(lab) for lab in labels)) + hid.close()) == \
         data_events(serial.feed(b"".join(lab + b"\r" for lab in labels)) + serial.close())
+
+
+PLAIN_NUMERIC_AIS = sorted(ai for ai, (fixed, top, charset, kind) in T.AI_TABLE.items()
+                           if charset == "N" and not kind and not ai.startswith(("11", "12", "13", "15", "16", "17")))
+
+
+@pytest.mark.parametrize("ai", PLAIN_NUMERIC_AIS)
+def test_c_and_python_agree_on_which_ais_carry_a_check_digit(ai):
+    """A numeric value (not a date or a measure) whose last digit is wrong for GS1 mod 10 is bad_check_digit
+    exactly for the GS1 keys (tables.CHECK_DIGIT_AIS; native/scanner.c ai_has_check_digit)."""
+    fixed, top, charset, kind = T.AI_TABLE[ai]
+    n = fixed or min(top, 13)
+    body = "4" * (n - 1)
+    good = str((10 - sum(int(c) * (3 if k % 2 == 0 else 1) for k, c in enumerate(reversed(body))) % 10) % 10)
+    wrong = str((int(good) + 1) % 10)
+    label = f"]C1{ai}{body}{wrong}\r".encode()
+    native = Decoder("scanner", backend="native").events(label)
+    reference = Decoder("scanner", backend="reference").events(label)
+    assert native == reference
+    assert (native[0]["type"] == "protocol.error" and native[0]["data"]["code"] == "bad_check_digit") == (
+        ai in T.CHECK_DIGIT_AIS)
