@@ -2,7 +2,7 @@
  *
  * Every function is incremental: it takes the running value and returns it updated over p[0..n), so a stream
  * can be checked as it arrives. Start with 0 for all four (the initial value of each algorithm). Table-driven
- * (two 512-byte tables); no assumption about byte order or alignment.
+ * (KERMIT sliced by 8: 8 KiB of tables; XMODEM byte-wise: 512 bytes); no assumption about byte order or alignment.
  *
  *   CRC-16/KERMIT: poly 0x1021 reflected (0x8408), init 0, reflected in/out, no final xor; check = 0x2189
  *   CRC-16/XMODEM: poly 0x1021, init 0, not reflected, no final xor;                        check = 0x31C3
