@@ -9,9 +9,9 @@ import pytest
 
 from protocols import Decoder
 from protocols.events import iter_bodies
+from feeding import chunked, whole
 
 MiB = 1 << 20
-CHUNK = 4096
 
 
 @pytest.fixture(scope="module", params=["epson", "cd5220"])
@@ -26,23 +26,11 @@ def corpus(request):
 
 
 def _whole(protocol: str, backend: str, data: bytes):
-    def run():
-        dec = Decoder(protocol, backend=backend)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, protocol, backend=backend)
 
 
 def _chunked(protocol: str, backend: str, data: bytes):
-    views = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
-
-    def run():
-        dec = Decoder(protocol, backend=backend)
-        out = [dec.feed(v) for v in views]
-        out.append(dec.close())
-        return out
-
-    return run
+    return chunked(data, protocol, backend=backend)
 
 
 def test_display_native_1mib(measure, corpus, results):

@@ -14,9 +14,9 @@ import pytest
 from protocols import Decoder
 from protocols.ecr import tables as T
 from protocols.events import iter_bodies
+from feeding import chunked, whole
 
 MiB = 1 << 20
-CHUNK = 4096
 
 
 def transbank_dialogue(rng: random.Random, cfg: T.Config) -> bytes:
@@ -85,23 +85,11 @@ def corpus(request):
 
 
 def _whole(preset: str, backend: str, data: bytes):
-    def run():
-        dec = Decoder("ecr", backend=backend, preset=preset)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, "ecr", backend=backend, preset=preset)
 
 
 def _chunked(preset: str, backend: str, data: bytes):
-    views = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
-
-    def run():
-        dec = Decoder("ecr", backend=backend, preset=preset)
-        out = [dec.feed(v) for v in views]
-        out.append(dec.close())
-        return out
-
-    return run
+    return chunked(data, "ecr", backend=backend, preset=preset)
 
 
 def test_ecr_native_1mib(measure, corpus, results):

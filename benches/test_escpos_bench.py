@@ -11,6 +11,7 @@ import pytest
 
 from protocols import Decoder
 from protocols.events import iter_bodies
+from feeding import chunked, whole
 
 MiB = 1 << 20
 CHUNK = 4096
@@ -30,23 +31,11 @@ def event_count(corpus) -> int:
 
 
 def _whole(backend: str, data: bytes):
-    def run():
-        dec = Decoder("escpos", backend=backend)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, "escpos", backend=backend)
 
 
 def _chunked(backend: str, data: bytes, size: int):
-    chunks = [data[i:i + size] for i in range(0, len(data), size)]
-
-    def run():
-        dec = Decoder("escpos", backend=backend)
-        out = [dec.feed(c) for c in chunks]
-        out.append(dec.close())
-        return b"".join(out)
-
-    return run
+    return chunked(data, "escpos", backend=backend, size=size)
 
 
 def test_escpos_native_1mib(measure, corpus, event_count, results):

@@ -11,8 +11,8 @@ import iso8583
 import pytest
 from iso8583 import specs as pyspecs
 
-from protocols import Decoder
 from protocols.events import iter_bodies
+from feeding import whole
 
 MiB = 1 << 20
 
@@ -56,11 +56,7 @@ def corpus() -> tuple[bytes, list[bytes]]:
 
 
 def _whole(backend: str, data: bytes):
-    def run():
-        dec = Decoder("iso8583", backend=backend, spec="iso87-binary", framing="len2")
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, "iso8583", backend=backend, spec="iso87-binary", framing="len2")
 
 
 def test_iso8583_native_1mib(measure, corpus, results):

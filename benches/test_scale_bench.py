@@ -12,9 +12,9 @@ import pytest
 
 from protocols import Decoder
 from protocols.events import iter_bodies
+from feeding import chunked, whole
 
 MiB = 1 << 20
-CHUNK = 4096
 
 
 def _check(body: str) -> str:
@@ -76,23 +76,11 @@ def corpora():
 
 
 def _whole(protocol: str, backend: str, data: bytes):
-    def run():
-        dec = Decoder(protocol, "from_device", backend=backend)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, protocol, "from_device", backend=backend)
 
 
 def _chunked(protocol: str, backend: str, data: bytes):
-    views = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
-
-    def run():
-        dec = Decoder(protocol, "from_device", backend=backend)
-        out = [dec.feed(v) for v in views]
-        out.append(dec.close())
-        return out
-
-    return run
+    return chunked(data, protocol, "from_device", backend=backend)
 
 
 @pytest.mark.parametrize("key", sorted(CORPORA))

@@ -11,9 +11,9 @@ import pytest
 
 from protocols import Decoder
 from protocols.events import iter_bodies
+from feeding import chunked, whole
 
 MiB = 1 << 20
-CHUNK = 4096
 
 
 def _check(body: str) -> str:
@@ -54,23 +54,11 @@ def corpus():
 
 
 def _whole(backend: str, data: bytes):
-    def run():
-        dec = Decoder("scanner", backend=backend)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, "scanner", backend=backend)
 
 
 def _chunked(backend: str, data: bytes):
-    views = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
-
-    def run():
-        dec = Decoder("scanner", backend=backend)
-        out = [dec.feed(v) for v in views]
-        out.append(dec.close())
-        return out
-
-    return run
+    return chunked(data, "scanner", backend=backend)
 
 
 def test_scanner_native_1mib(measure, corpus, results):

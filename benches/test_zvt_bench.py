@@ -13,6 +13,7 @@ import pytest
 from protocols import Decoder
 from protocols.events import iter_bodies
 from protocols.zvt.tables import crc16_kermit
+from feeding import whole
 
 MiB = 1 << 20
 
@@ -107,11 +108,7 @@ def event_count(framing, corpus) -> int:
 
 
 def _whole(protocol: str, backend: str, data: bytes):
-    def run():
-        dec = Decoder(protocol, backend=backend)
-        return dec.feed(data) + dec.close()
-
-    return run
+    return whole(data, protocol, backend=backend)
 
 
 def test_zvt_native_1mib(measure, framing, corpus, event_count, results):

@@ -3,7 +3,6 @@ raw never holds payload bytes, and the settings are validated with clear errors 
 
 from __future__ import annotations
 
-import re
 
 import pytest
 from hypothesis import given
