@@ -60,35 +60,20 @@ void tw_card_scrub(uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        size_t start, end, digits, k, seen;
+        size_t end, digits, k, seen = 0;
         if (!is_digit(s[i])) {
             i++;
             continue;
         }
-        /* the maximal sequence \d+([ -]\d+)* starting at i */
-        start = i;
-        digits = 0;
-        end = i;
-        for (;;) {
-            while (end < n && is_digit(s[end])) {
-                end++;
-                digits++;
-            }
-            if (end + 1 < n && (s[end] == ' ' || s[end] == '-') && is_digit(s[end + 1]))
-                end++;
-            else
-                break;
-        }
-        if (digits >= TW_PAN_MIN_DIGITS) {
-            seen = 0;
-            for (k = start; k < end; k++) {
+        end = sequence_end(s, n, i, &digits);
+        if (digits >= TW_PAN_MIN_DIGITS)
+            for (k = i; k < end; k++) {
                 if (!is_digit(s[k]))
                     continue;
                 if (seen >= TW_PAN_KEEP_FIRST && seen < digits - TW_PAN_KEEP_LAST)
                     s[k] = '*';
                 seen++;
             }
-        }
         i = end;
     }
 }
