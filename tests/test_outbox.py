@@ -248,3 +248,19 @@ def test_crash_safety_sigkill(tmp_path):
                 assert len(seqs) >= seq
                 assert box.last_seq(src) == len(seqs)
     assert kills_after_commit > 0
+
+
+def test_max_bytes_below_current_size_refused(tmp_path):
+    path = tmp_path / "o.db"
+    with Outbox.open(path) as box:
+        box.append([("pos://x", "printer.image", {"bits": b"\x00" * 4000}, 0) for _ in range(40)])
+    with pytest.raises(Exception, match="raise max_bytes or drain"):
+        Outbox.open(path, max_bytes=16 * 1024)
+
+
+def test_schema_created_once_and_reopen_keeps_rows(tmp_path):
+    path = tmp_path / "o.db"
+    with Outbox.open(path, sinks=("a",)) as box:
+        box.append([ev(A)])
+    with Outbox.open(path, sinks=("a", "b")) as box:  # a sink added later starts before every retained row
+        assert box.depth("a") == 1 and box.depth("b") == 1
