@@ -53,6 +53,7 @@ class OutboxError(Exception):
 
 class OutboxCorrupt(OutboxError):
     def __init__(self, path: str, detail: str):
+        detail = " ".join(detail.split())  # SQLite's reports span lines; the message is one line
         self.path, self.detail = path, detail
         super().__init__(
             f"outbox {path} failed its integrity check ({detail}); stop tillwire, move the file and its -wal/-shm "

@@ -160,6 +160,24 @@ def test_corrupted_file_gives_one_clear_error(tmp_path, check):
     assert "Traceback" not in msg
 
 
+def test_damaged_leaf_page_reported_by_the_check(tmp_path):
+    """Here the check itself returns findings (a page whose cell count overflows it), not an SQLite error."""
+    path = tmp_path / "o.db"
+    with Outbox.open(path) as box:
+        for i in range(50):
+            box.append([ev(A, i) for _ in range(20)])
+        box._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    leaf = len(data) // page - 2
+    assert data[leaf * page] == 13  # a table leaf page
+    data[leaf * page + 3: leaf * page + 5] = (400).to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    with pytest.raises(OutboxCorrupt) as info:
+        Outbox.open(path)
+    assert f"Page {leaf + 1}" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_garbage_file_gives_one_clear_error(tmp_path):
     path = tmp_path / "o.db"
     path.write_bytes(b"this is not a database at all" * 200)
