@@ -238,6 +238,9 @@ class Outbox:
     def ack(self, sink: str, upto_rowid: int) -> None:
         """Durably mark every row up to ``upto_rowid`` as delivered to ``sink``; a cursor never moves back."""
         self._acked(sink)
+        top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        if upto_rowid > (top[0] if top else 0):  # would silently skip rows not yet captured
+            raise ValueError(f"ack({sink!r}, {upto_rowid}) is past the last captured row {top[0] if top else 0}")
         self._db.execute("UPDATE cursors SET acked = max(acked, ?) WHERE sink = ?", (upto_rowid, sink))
 
     def depth(self, sink: str) -> int:
