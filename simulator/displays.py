@@ -5,10 +5,10 @@ benchmark corpus."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 from collections.abc import Iterable
+
+from simulator.captures import main as captures_main
 
 WIDTH = 20
 ITEMS = ["Milk 1L", "Bread", "Butter 250g", "Apples 1kg", "Coffee beans", "Eggs x10", "Cheddar", "Orange juice",
@@ -71,17 +71,12 @@ def corpus(size: int, dialect: str = "epson", seed: int = 3) -> bytes:
     return b"".join(parts)
 
 
+def captures() -> dict[str, bytes]:
+    return {f"basket.{dialect}.bin": session(dialect) for dialect in ("epson", "cd5220")}
+
+
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.displays", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("sessions", "display"), help="directory (sessions/display)")
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    os.makedirs(args.out, exist_ok=True)
-    for dialect in ("epson", "cd5220"):
-        path = os.path.join(args.out, f"basket.{dialect}.bin")
-        with open(path, "wb") as fh:
-            fh.write(session(dialect))
-        print(path)
-    return 0
+    return captures_main("displays", __doc__, "sessions/display", captures, argv)
 
 
 if __name__ == "__main__":

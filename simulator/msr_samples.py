@@ -9,10 +9,7 @@ sentinel). The card numbers are well-known test PANs; names and discretionary da
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-
+from simulator.captures import main as captures_main, write_captures
 from simulator.zvt_dialogues import TEST_PAN
 
 SECOND_PAN = "5500005555555559"
@@ -36,21 +33,16 @@ def wedge_swipes() -> bytes:
     return "".join(swipes).encode("ascii")
 
 
+def captures() -> dict[str, bytes]:
+    return {"wedge-swipes.bin": wedge_swipes()}
+
+
 def write_samples(out: str) -> list[str]:
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "wedge-swipes.bin")
-    with open(path, "wb") as fh:
-        fh.write(wedge_swipes())
-    return [path]
+    return write_captures(out, captures())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.msr_samples", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="sessions/msr", help="directory for the capture")
-    args = parser.parse_args(argv)
-    for path in write_samples(args.out):
-        sys.stdout.write(f"wrote {path}\n")
-    return 0
+    return captures_main("msr_samples", __doc__, "sessions/msr", captures, argv)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,7 @@ a well-known test PAN. pyiso8583 is a dev extra, imported lazily.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-
+from simulator.captures import main as captures_main, write_captures
 from simulator.zvt_dialogues import TEST_PAN
 
 STX, ETX, ACK = 0x02, 0x03, 0x06
@@ -62,26 +59,19 @@ SAMPLES = {
 }
 
 
-def write_samples(out: str) -> list[str]:
-    os.makedirs(out, exist_ok=True)
-    written = []
+def captures() -> dict[str, bytes]:
+    files = {}
     for name, make in SAMPLES.items():
-        requests, answers = make()
-        for suffix, data in (("", requests), (".from_device", answers)):
-            path = os.path.join(out, f"{name}{suffix}.bin")
-            with open(path, "wb") as fh:
-                fh.write(data)
-            written.append(path)
-    return written
+        files[f"{name}.bin"], files[f"{name}.from_device.bin"] = make()
+    return files
+
+
+def write_samples(out: str) -> list[str]:
+    return write_captures(out, captures())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.payment_samples", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="sessions/payment", help="directory for the captures")
-    args = parser.parse_args(argv)
-    for path in write_samples(args.out):
-        sys.stdout.write(f"wrote {path}\n")
-    return 0
+    return captures_main("payment_samples", __doc__, "sessions/payment", captures, argv)
 
 
 if __name__ == "__main__":

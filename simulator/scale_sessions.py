@@ -14,9 +14,8 @@ Formats: ``docs/protocols/scale.md``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
+from simulator.captures import main as captures_main, write_captures
+
 
 CR, LF, ETX, STX = b"\r", b"\n", b"\x03", b"\x02"
 
@@ -69,29 +68,21 @@ def magellan() -> tuple[bytes, bytes]:
     return till, scale
 
 
-def write_samples(out: str) -> list[str]:
-    os.makedirs(out, exist_ok=True)
+def captures() -> dict[str, bytes]:
     files = {}
     files["nci-produce.bin"], files["nci-produce.from_device.bin"] = nci()
     files["toledo-produce.bin"], files["toledo-produce.from_device.bin"] = toledo()
     files["cas-stream.from_device.bin"] = cas()
     files["magellan-basket.bin"], files["magellan-basket.from_device.bin"] = magellan()
-    written = []
-    for name, data in files.items():
-        path = os.path.join(out, name)
-        with open(path, "wb") as fh:
-            fh.write(data)
-        written.append(path)
-    return written
+    return files
+
+
+def write_samples(out: str) -> list[str]:
+    return write_captures(out, captures())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.scale_sessions", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="sessions/scale", help="directory for the captures")
-    args = parser.parse_args(argv)
-    for path in write_samples(args.out):
-        sys.stdout.write(f"wrote {path}\n")
-    return 0
+    return captures_main("scale_sessions", __doc__, "sessions/scale", captures, argv)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ dialogue ``<name>.<framing>.bin`` (the till's side, decode with ``--direction to
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
+from simulator.captures import main as captures_main, write_captures
+
 
 DLE, STX, ETX, ACK = 0x10, 0x02, 0x03, 0x06
 #: a test card number (not a real card): decoders must emit it masked, 476173******0010
@@ -132,27 +131,23 @@ DIALOGUES = {
 }
 
 
-def write_samples(out: str) -> list[str]:
-    os.makedirs(out, exist_ok=True)
-    written = []
+def captures() -> dict[str, bytes]:
+    """Every dialogue in both framings: the till's side and the terminal's side."""
+    files = {}
     for name, make in DIALOGUES.items():
         for framing in ("serial", "tcp"):
             d = make(framing)
-            for suffix, data in (("", d.ecr), (".from_device", d.pt)):
-                path = os.path.join(out, f"{name}.{framing}{suffix}.bin")
-                with open(path, "wb") as fh:
-                    fh.write(bytes(data))
-                written.append(path)
-    return written
+            files[f"{name}.{framing}.bin"] = bytes(d.ecr)
+            files[f"{name}.{framing}.from_device.bin"] = bytes(d.pt)
+    return files
+
+
+def write_samples(out: str) -> list[str]:
+    return write_captures(out, captures())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.zvt_dialogues", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="sessions/payment", help="directory for the captures")
-    args = parser.parse_args(argv)
-    for path in write_samples(args.out):
-        sys.stdout.write(f"wrote {path}\n")
-    return 0
+    return captures_main("zvt_dialogues", __doc__, "sessions/payment", captures, argv)
 
 
 if __name__ == "__main__":
