@@ -13,13 +13,9 @@ import pytest
 from protocols import Decoder
 from protocols.events import iter_bodies
 from feeding import chunked, whole
+from simulator.gs1 import with_check_digit
 
 MiB = 1 << 20
-
-
-def _check(body: str) -> str:
-    total = sum(int(c) * (3 if k % 2 == 0 else 1) for k, c in enumerate(reversed(body)))
-    return body + str((10 - total % 10) % 10)
 
 
 def nci_reply(rng: random.Random) -> bytes:
@@ -40,13 +36,13 @@ def nci_reply(rng: random.Random) -> bytes:
 def magellan_line(rng: random.Random) -> bytes:
     kind = rng.randrange(12)
     if kind < 4:
-        return b"S08A" + _check(f"0{rng.randrange(10**10):010d}").encode() + b"\r"
+        return b"S08A" + with_check_digit(f"0{rng.randrange(10**10):010d}").encode() + b"\r"
     if kind < 6:
-        return b"S08F" + _check(f"{rng.choice([400, 500, 760])}{rng.randrange(10**9):09d}").encode() + b"\r"
+        return b"S08F" + with_check_digit(f"{rng.choice([400, 500, 760])}{rng.randrange(10**9):09d}").encode() + b"\r"
     if kind == 6:
         return b"S08E04252614\r"
     if kind == 7:
-        return b"S08R01" + _check(f"0{rng.randrange(10**12):012d}").encode() + b"\r"
+        return b"S08R01" + with_check_digit(f"0{rng.randrange(10**12):012d}").encode() + b"\r"
     if kind < 10:
         return f"S144{rng.randrange(10, 2000):04d}\r".encode()
     return rng.choice([b"S141\r", b"S143\r"])

@@ -12,23 +12,19 @@ import pytest
 from protocols import Decoder
 from protocols.events import iter_bodies
 from feeding import chunked, whole
+from simulator.gs1 import with_check_digit
 
 MiB = 1 << 20
-
-
-def _check(body: str) -> str:
-    total = sum(int(c) * (3 if k % 2 == 0 else 1) for k, c in enumerate(reversed(body)))
-    return body + str((10 - total % 10) % 10)
 
 
 def label(rng: random.Random) -> bytes:
     kind = rng.randrange(10)
     if kind < 4:
-        return b"]E0" + _check(f"{rng.choice([400, 500, 760, 890])}{rng.randrange(10**9):09d}").encode()
+        return b"]E0" + with_check_digit(f"{rng.choice([400, 500, 760, 890])}{rng.randrange(10**9):09d}").encode()
     if kind < 6:
-        return b"]E0" + _check(f"0{rng.randrange(10**11):011d}").encode()
+        return b"]E0" + with_check_digit(f"0{rng.randrange(10**11):011d}").encode()
     if kind < 9:
-        gtin = _check(f"0{rng.randrange(10**12):012d}")
+        gtin = with_check_digit(f"0{rng.randrange(10**12):012d}")
         batch = f"L{rng.randrange(10**6):06d}"
         return (f"]C101{gtin}17{rng.randrange(24, 30):02d}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
                 f"10{batch}\x1d3103{rng.randrange(10**6):06d}3922{rng.randrange(100, 99999)}").encode()

@@ -17,15 +17,11 @@ from biip.gs1_messages import GS1Message  # noqa: E402
 from protocols import Decoder  # noqa: E402
 from protocols.decoder import unpack_events  # noqa: E402
 from protocols.scanner import tables as T  # noqa: E402
+from simulator.gs1 import check_digit
 
 DATES = {"11", "12", "13", "15", "16", "17"}
 AI_KEYS = sorted(T.AI_TABLE)
 X_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz-./_"
-
-
-def check_digit(body: str) -> str:
-    total = sum(int(c) * (3 if k % 2 == 0 else 1) for k, c in enumerate(reversed(body)))
-    return str((10 - total % 10) % 10)
 
 
 @st.composite
