@@ -42,6 +42,7 @@ class Case:
     direction: str = "to_device"
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    protocol: str = "escpos"  # the decoder a vector file is for (set by tests/vector_cases.py for other protocols)
 
     @property
     def id(self) -> str:
@@ -219,8 +220,6 @@ def split_plans(n: int) -> list[list[int]]:
         plans += [[i] for i in singles]
         plans += [sorted(rng.sample(range(1, n), 2)) for _ in range(200)]
     return plans
-
-
 
 
 def _show(events) -> str:

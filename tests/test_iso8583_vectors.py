@@ -5,42 +5,26 @@ option ending in ``.json`` is a file next to the vectors."""
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 
 import pytest
 
-from protocols.decoder import unpack_events
 from protocols.iso8583.tables import ERRORS
-from streams import decode_split
-from test_escpos_vectors import _show, parse_file  # tests/test_escpos_vectors.py: the format
-from typed_equality import same
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-VECTORS = os.path.join(HERE, "vectors")
+from vector_cases import VECTORS, check_vector, load_cases
 
 
 def cases():
     out = []
-    for protocol in ("iso8583", "lenframe"):
-        for path in sorted(glob.glob(os.path.join(VECTORS, protocol, "*.md"))):
-            for case in parse_file(path):
-                for event in case.expected:
-                    if event["type"] == "protocol.error":
-                        event["data"]["reason"] = ERRORS[event["data"]["code"]]
-                spec = case.options.get("spec")
-                if isinstance(spec, str) and spec.endswith(".json"):
-                    case.options["spec"] = os.path.join(VECTORS, protocol, spec)
-                out.append((protocol, case))
+    for case in load_cases(["iso8583", "lenframe"], ERRORS, lambda path: os.path.basename(os.path.dirname(path))):
+        spec = case.options.get("spec")
+        if isinstance(spec, str) and spec.endswith(".json"):  # a spec file next to the vectors
+            case.options["spec"] = os.path.join(VECTORS, case.protocol, spec)
+        out.append((case.protocol, case))
     return out
 
 
 CASES = cases()
-
-
-def run(protocol: str, options: dict, data: bytes, cuts: list[int]) -> bytes:
-    return decode_split(protocol, data, cuts, **options)
 
 
 def plans(n: int) -> list[list[int]]:
@@ -52,13 +36,7 @@ def plans(n: int) -> list[list[int]]:
 
 @pytest.mark.parametrize(("protocol", "case"), CASES, ids=[f"{p}/{c.id}" for p, c in CASES])
 def test_vector(protocol, case):
-    whole = run(protocol, case.options, case.data, [])
-    events = unpack_events(whole)
-    assert same(events, case.expected), (
-        f"\n{case.file}:{case.line} {case.title}\ninput: {case.data.hex(' ')}\n"
-        f"--- expected\n{_show(case.expected)}\n--- actual\n{_show(events)}")
-    for cuts in plans(len(case.data)):
-        assert run(protocol, case.options, case.data, cuts) == whole, (case.title, cuts)
+    check_vector(case, plans)
 
 
 def test_every_error_code_has_a_vector():

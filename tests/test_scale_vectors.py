@@ -5,57 +5,28 @@ TILLWIRE_BACKEND selects. The file name gives the protocol: ``nci`` → scale-nc
 
 from __future__ import annotations
 
-import glob
 import os
 
 import pytest
 
-from protocols import Decoder
-from protocols.decoder import unpack_events
 from protocols.scale.tables import ERRORS
 from protocols.scanner.tables import ERRORS as SCANNER_ERRORS
-from streams import feed_all, split
-from test_ecr_vectors import file_options
-from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_escpos_vectors.py: the format
-from typed_equality import same
+from vector_cases import check_vector, load_cases
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOCOL = {"nci": "scale-nci", "toledo": "scale-toledo", "cas": "scale-cas", "magellan": "magellan"}
 
 
 def scale_cases():
-    cases = []
-    for path in sorted(glob.glob(os.path.join(HERE, "vectors", "scale", "*.md"))):
-        default = file_options(path)
-        protocol = PROTOCOL[os.path.basename(path)[:-3]]
-        for case in parse_file(path):
-            if not case.options:
-                case.options = dict(default)
-            case.protocol = protocol
-            for event in case.expected:  # reasons come from the scale (or scanner) table
-                if event["type"] == "protocol.error":
-                    code = event["data"]["code"]
-                    event["data"]["reason"] = ERRORS.get(code) or SCANNER_ERRORS[code]
-            cases.append(case)
-    return cases
+    # reasons come from the scale table, or the scanner's for Magellan labels
+    return load_cases(["scale"], {**SCANNER_ERRORS, **ERRORS}, lambda path: PROTOCOL[os.path.basename(path)[:-3]])
 
 
 CASES = scale_cases()
 
 
-def _decode(case, cuts) -> bytes:
-    return feed_all(Decoder(case.protocol, case.direction, **case.options), split(case.data, cuts))
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_vector(case):
-    whole = _decode(case, [])
-    events = unpack_events(whole)
-    assert same(events, case.expected), (
-        f"\n{case.file}:{case.line} {case.title}\ninput: {case.data.hex(' ')}\n"
-        f"--- expected\n{_show(case.expected)}\n--- actual\n{_show(events)}")
-    for cuts in split_plans(len(case.data)):
-        assert _decode(case, cuts) == whole, (case.title, cuts)
+    check_vector(case)
 
 
 def test_every_scale_error_and_event_has_a_vector():

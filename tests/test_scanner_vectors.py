@@ -5,35 +5,17 @@ default options on an ``options:`` line before its first case; a case's own ``op
 
 from __future__ import annotations
 
-import glob
 import os
 
 import pytest
 
-from protocols.decoder import unpack_events
 from protocols.scanner.tables import ERRORS
-from streams import decode_split
-from test_ecr_vectors import file_options
-from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_escpos_vectors.py: the format
-from typed_equality import same
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from vector_cases import check_vector, load_cases
 
 
 def scanner_cases():
-    cases = []
-    for path in sorted(glob.glob(os.path.join(HERE, "vectors", "scanner", "*.md"))):
-        default = file_options(path)
-        protocol = "scanner-hidpos" if os.path.basename(path).startswith("hidpos") else "scanner"
-        for case in parse_file(path):
-            if not case.options:
-                case.options = dict(default)
-            case.protocol = protocol
-            for event in case.expected:  # reasons come from the scanner table, not the ESC/POS contract
-                if event["type"] == "protocol.error":
-                    event["data"]["reason"] = ERRORS[event["data"]["code"]]
-            cases.append(case)
-    return cases
+    return load_cases(["scanner"], ERRORS, lambda path: "scanner-hidpos"
+                      if os.path.basename(path).startswith("hidpos") else "scanner")
 
 
 CASES = scanner_cases()
@@ -41,13 +23,7 @@ CASES = scanner_cases()
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_vector(case):
-    whole = decode_split(case.protocol, case.data, [], **case.options)
-    events = unpack_events(whole)
-    assert same(events, case.expected), (
-        f"\n{case.file}:{case.line} {case.title}\ninput: {case.data.hex(' ')}\n"
-        f"--- expected\n{_show(case.expected)}\n--- actual\n{_show(events)}")
-    for cuts in split_plans(len(case.data)):
-        assert decode_split(case.protocol, case.data, cuts, **case.options) == whole, (case.title, cuts)
+    check_vector(case)
 
 
 def test_every_scanner_error_and_event_has_a_vector():

@@ -4,7 +4,6 @@ pairs of cut points, on the backend TILLWIRE_BACKEND selects."""
 
 from __future__ import annotations
 
-import glob
 import os
 
 import pytest
@@ -12,43 +11,22 @@ import pytest
 from protocols import Decoder
 from protocols.decoder import unpack_events
 from protocols.zvt.tables import ERRORS
-from streams import decode_split
-from test_escpos_vectors import _show, parse_file, split_plans  # tests/test_escpos_vectors.py: the format
-from typed_equality import same
+from vector_cases import check_vector, load_cases
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOCOL_OF_FILE = {"serial.md": "zvt-serial", "tcp.md": "zvt-tcp", "negative.md": "zvt-tcp"}
 
 
 def zvt_cases():
-    cases = []
-    paths = sorted(glob.glob(os.path.join(HERE, "vectors", "zvt-link", "*.md")))
-    paths += sorted(glob.glob(os.path.join(HERE, "vectors", "zvt", "*.md")))
-    for path in paths:
-        for case in parse_file(path):
-            for event in case.expected:  # reasons come from the ZVT table, not the ESC/POS contract
-                if event["type"] == "protocol.error":
-                    event["data"]["reason"] = ERRORS[event["data"]["code"]]
-            cases.append((PROTOCOL_OF_FILE[os.path.basename(path)], case))
-    return cases
+    cases = load_cases(["zvt-link", "zvt"], ERRORS, lambda path: PROTOCOL_OF_FILE[os.path.basename(path)])
+    return [(case.protocol, case) for case in cases]
 
 
 CASES = zvt_cases()
 
 
-def run(protocol: str, data: bytes, cuts: list[int], options: dict | None = None) -> bytes:
-    return decode_split(protocol, data, cuts, **(options or {}))
-
-
 @pytest.mark.parametrize(("protocol", "case"), CASES, ids=[c.id for _, c in CASES])
 def test_vector(protocol, case):
-    whole = run(protocol, case.data, [], case.options)
-    events = unpack_events(whole)
-    assert same(events, case.expected), (
-        f"\n{case.file}:{case.line} {case.title}\ninput: {case.data.hex(' ')}\n"
-        f"--- expected\n{_show(case.expected)}\n--- actual\n{_show(events)}")
-    for cuts in split_plans(len(case.data)):
-        assert run(protocol, case.data, cuts, case.options) == whole, (case.title, cuts)
+    check_vector(case)
 
 
 def test_every_zvt_link_error_has_a_vector():
