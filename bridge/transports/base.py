@@ -1,0 +1,138 @@
+"""The transport contract: one object per configured device, run in its own thread by the bridge.
+
+``Transport.run(sink, stop)`` opens the device, reads (and, for a tap, forwards) until the device goes away,
+reports ``device.status`` on every change, and reopens with exponential backoff until ``stop`` is set. A device
+error never raises out of ``run``; a *configuration* error (a bad URL) raises ``TransportConfigError`` from the
+constructor, before anything starts, with one line naming the device and what to fix.
+
+Subclasses implement ``open()`` (raise ``OSError`` when the device is not there), ``pump(sink, stop)`` (read
+until the device is gone or ``stop`` is set; return ``None``, or a reason string), ``release()`` (close what
+``open`` opened; idempotent) and, when ``pump`` can block, ``interrupt()`` (make a blocked ``pump`` return soon;
+called from another thread after ``stop`` is set). A transport whose source ends for good (a replay at the end
+of its file) sets ``self.finished = True`` and ``run`` returns instead of reopening.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import ClassVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from bridge.capture import CLOSED, OPEN, CaptureSink
+
+
+class TransportConfigError(ValueError):
+    """A transport URL or option that cannot work; the message is one line for the user."""
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS, "Exponential Backoff and Jitter"): sleep U(0, min(cap, base·2^n)),
+    but never less than ``floor`` so a missing device is not polled in a busy loop."""
+
+    def __init__(self, base: float = 0.25, cap: float = 30.0, floor: float = 0.05, rng: random.Random | None = None):
+        self.base, self.cap, self.floor = base, cap, floor
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return max(self.floor, self._rng.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def split_query(url: str) -> tuple[object, dict[str, str]]:
+    """``urlsplit`` plus the query as a dict; a key given twice is a config error."""
+    parts = urlsplit(url)
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in query:
+            raise TransportConfigError(f"{url}: query parameter {key!r} is given twice")
+        query[key] = value
+    return parts, query
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (what may appear in events and logs)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class Transport:
+    scheme: ClassVar[str] = ""
+
+    def __init__(self, device: str, url: str):
+        self.device = device
+        self.url = url
+        self.finished = False
+        self.backoff = Backoff()
+
+    def describe(self) -> str:
+        return redact_url(self.url)
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def pump(self, sink: CaptureSink, stop: threading.Event) -> str | None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, sink: CaptureSink, stop: threading.Event) -> None:
+        last_reason: str | None = None
+        while not stop.is_set():
+            try:
+                self.open()
+            except OSError as exc:
+                reason = _reason(exc)
+                delay = self.backoff.next()
+                if reason != last_reason:  # one status per change, not one per retry
+                    sink.status(time.time_ns(), self.device, CLOSED, transport=self.describe(), reason=reason,
+                                retry_s=round(delay, 3))
+                    last_reason = reason
+                self.release()
+                stop.wait(delay)
+                continue
+            self.backoff.reset()
+            sink.status(time.time_ns(), self.device, OPEN, transport=self.describe())
+            reason = "stopped"
+            try:
+                reason = self.pump(sink, stop) or ("stopped" if stop.is_set() else "device closed the connection")
+            except OSError as exc:
+                reason = _reason(exc)
+            finally:
+                self.release()
+            if stop.is_set() or self.finished:
+                sink.status(time.time_ns(), self.device, CLOSED, transport=self.describe(), reason=reason)
+                return
+            delay = self.backoff.next()
+            sink.status(time.time_ns(), self.device, CLOSED, transport=self.describe(), reason=reason,
+                        retry_s=round(delay, 3))
+            last_reason = reason
+            stop.wait(delay)
+
+    def stop(self) -> None:
+        """Make a running ``run`` return soon (the caller has set its ``stop`` event)."""
+        self.interrupt()
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
