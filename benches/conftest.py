@@ -40,6 +40,7 @@ class Results:
     quick: bool
     figures: dict[str, Figure] = field(default_factory=dict)
     ratios: list[tuple[str, str, str, str]] = field(default_factory=list)  # (label, num, den, target)
+    notes: list[str] = field(default_factory=list)  # figures that are not throughput (latency, memory)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +84,7 @@ def machine_description() -> str:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res: Results | None = getattr(config, "_tillwire_bench", None)
-    if not res or not res.figures:
+    if not res or not (res.figures or res.notes):
         return
     tr = terminalreporter
     tr.section("tillwire throughput (medians" + (", --quick: 1 round, not a measurement)" if res.quick else ")"))
@@ -96,3 +97,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         a, b = res.figures.get(num), res.figures.get(den)
         if a and b and b.mb_s:
             tr.write_line(f"{label:44} {a.mb_s / b.mb_s:10.2f}x  (target {target})")
+    for note in res.notes:
+        tr.write_line(note)

@@ -103,8 +103,6 @@ class Outbox:
         """
         path = os.fspath(path)
         sinks = tuple(sinks)
-        if not sinks:
-            raise ValueError("an outbox needs at least one sink")
         if check not in ("quick", "full"):
             raise ValueError("check must be 'quick' or 'full'")
         try:
@@ -257,13 +255,21 @@ class Outbox:
         now_ns = time.time_ns() if now is None else int(now * 1e9)
         return max(0.0, (now_ns - row[0]) / 1e9)
 
+    def used_bytes(self) -> int:
+        """Bytes of the database file in use (pages not on the freelist); what ``max_bytes`` limits."""
+        return (self._pragma("page_count") - self._pragma("freelist_count")) * self._pragma("page_size")
+
     # ---------------------------------------------------------------- pruning
 
     def prune(self, now: float | None = None) -> int:
         """Delete rows every configured sink has acknowledged and captured at least ``retention_s`` ago."""
         now_ns = time.time_ns() if now is None else int(now * 1e9)
-        marks = ",".join("?" * len(self.sinks))
-        floor = self._db.execute(f"SELECT min(acked) FROM cursors WHERE sink IN ({marks})", self.sinks).fetchone()[0]
+        if self.sinks:
+            marks = ",".join("?" * len(self.sinks))
+            floor = self._db.execute(f"SELECT min(acked) FROM cursors WHERE sink IN ({marks})",
+                                     self.sinks).fetchone()[0]
+        else:  # no acknowledging sink (only the embedded feed reads): retention alone decides
+            floor = self._db.execute("SELECT max(rowid) FROM events").fetchone()[0]
         cutoff = now_ns - int(self.retention_s * 1e9)
         cur = self._db.execute("DELETE FROM events WHERE rowid <= ? AND captured <= ?", (floor or 0, cutoff))
         return cur.rowcount

@@ -210,3 +210,21 @@ def summarize(name: str, bodies: Iterable[dict]) -> str:
     parts = [f"{n} {kind}" for kind, n in sorted(counts.items())]
     parts.append(f"{errors} protocol.error")
     return f"{name}: {sum(counts.values()) + errors} events — " + ", ".join(parts)
+
+
+def one_line(body: dict, limit: int = 100) -> str:
+    """An event as one short line (the bridge's live output, ``tillwire tail --format text``)."""
+    shown = " / ".join(part.strip(" ·|") for part in render_event(body, 42) if part.strip(" -=·|"))
+    if not shown:
+        data = body.get("data") or {}
+        shown = " ".join(f"{k}={_short(v)}" for k, v in data.items())
+    shown = " ".join(shown.split())
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _short(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex() if len(value) <= 8 else value[:8].hex() + "…"
+    if isinstance(value, (list, dict)):
+        return f"<{len(value)}>"
+    return str(value)
