@@ -40,7 +40,8 @@ GUARD_EVERY_S = 1.0  # disk and size checks
 PRUNE_EVERY_S = 60.0
 TICK_EVERY_NS = 50_000_000  # decoders' idle timers (display bursts …)
 RECORD_FLUSH_S = 1.0
-LOUD_EVERY_S = 10.0  # repeat the "cannot store" line this often while it lasts
+LOUD_EVERY_S = 10.0
+SWITCH_INTERVAL_S = 0.0005  # repeat the "cannot store" line this often while it lasts
 
 
 @dataclass
@@ -105,6 +106,9 @@ class Bridge:
     def start(self) -> None:
         """Open the outbox (raises OutboxError for the CLI to print), the recording and the feed, then start."""
         cfg = self.config
+        # A tap thread woken by the till must get the GIL at once, even while the capture thread decodes:
+        # 0.5 ms instead of CPython's 5 ms bounds what a busy capture thread can add to the till's latency.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         if self._store_events:
             cfg.outbox.parent.mkdir(parents=True, exist_ok=True)
             self.outbox = Outbox.open(cfg.outbox, sinks=(), retention_s=cfg.retention_s,
