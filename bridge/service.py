@@ -318,6 +318,7 @@ class Bridge:
 
     def _blocked(self, mono: float, why: str) -> None:
         self._blocked_until = mono + RETRY_S
+        self._pending_bytes = sum(_size(b) for b in self._pending)  # part of the backlog may have been stored
         now = time.time_ns()
         t = self.totals
         message = (f"{why}: holding {len(self._pending)} events ({self._pending_bytes} bytes) in memory, "
