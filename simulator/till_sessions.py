@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 from simulator.captures import write_captures
 from simulator.gs1 import with_check_digit
-from simulator.till_timeline import FROM_DEVICE, MS, SECOND, TO_DEVICE, Chunk, Timeline, split_at
+from simulator.till_timeline import FROM_DEVICE, SECOND, TO_DEVICE, Chunk, Timeline, split_at
 from simulator.till_wire import (
     DLE_EOT_PRINTER_STATUS, NCI_WEIGHT_POLL, STATUS_DRAWER_CLOSED, STATUS_DRAWER_OPEN, ZVT_ACK, CardResult,
-    ReceiptWriter, columns, display_reset, display_row, display_screen, ean13_label, gs1_databar_label, money, nci_weight_reply,
-    zvt_abort, zvt_authorisation, zvt_completion, zvt_end_of_day, zvt_eod_status_information,
+    ReceiptWriter, columns, display_reset, display_row, display_screen, ean13_label, gs1_databar_label, money,
+    nci_weight_reply, zvt_abort, zvt_authorisation, zvt_completion, zvt_end_of_day, zvt_eod_status_information,
     zvt_intermediate_status, zvt_print_line, zvt_registration, zvt_status_information, zvt_totals,
 )
 
@@ -106,7 +106,7 @@ class Article:
         return self.short or self.name
 
 
-#: articles by their EAN-13 body (a catalogue the till looks labels up in)
+# the store's articles; prices in minor units (per kg for weighed ones)
 WHOLE_MILK = Article("Whole milk 1L", "400123400011", 119)
 SOURDOUGH = Article("Sourdough bread", "400123400028", 349)
 COFFEE = Article("Coffee beans 500g", "400123400035", 899, short="Coffee 500g")
@@ -118,7 +118,8 @@ GOUDA = Article("Gouda young", "400123400073", 1530, short="Gouda")  # per kg; t
 #: loose produce, weighed at the till: price per kg
 BANANAS = Article("Bananas", "", 199)
 #: the till's article file: EAN-13 → article (GOUDA's GTIN-14 on its label is "9" + its EAN-13)
-CATALOGUE = {with_check_digit(a.ean_body): a for a in (WHOLE_MILK, SOURDOUGH, COFFEE, WATER, OLIVE_OIL, CHOCOLATE, GOUDA)}
+CATALOGUE = {with_check_digit(a.ean_body): a
+             for a in (WHOLE_MILK, SOURDOUGH, COFFEE, WATER, OLIVE_OIL, CHOCOLATE, GOUDA)}
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Line:
     def detail(self) -> str | None:
         if self.qty > 1:
             return f"  {self.qty} x {money(self.article.price_minor)}"
-        if self.grams and self.article.ean_body:
+        if self.grams and self.article.ean_body:  # weighed elsewhere: the label gave weight and price
             return f"  {_kg(self.grams)} kg"
         if self.grams:
             return f"  {_kg(self.grams)} kg x {money(self.article.price_minor)} EUR/kg"

@@ -320,7 +320,8 @@ def test_z_report_figures_match_the_terminal_and_the_days_receipts(decoded):
 
 def test_building_twice_gives_the_same_bytes(sessions):
     again = build_sessions()
-    assert [(s.name, s.start_ns, s.chunks) for s in again] == [(s.name, s.start_ns, s.chunks) for s in sessions.values()]
+    before = [(s.name, s.start_ns, s.devices, s.chunks) for s in sessions.values()]
+    assert [(s.name, s.start_ns, s.devices, s.chunks) for s in again] == before
 
 
 def test_another_start_moves_the_sessions_not_their_timelines(sessions):
