@@ -13,7 +13,7 @@ UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 all: test
 
 help:
-	@echo "make run        set up .venv and decode the bundled sample captures"
+	@echo "make run        set up .venv and run the bridge on examples/demo.toml: the bundled till day, replayed"
 	@echo "make test       set up .venv and run the whole suite on both backends (native, reference)"
 	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
 	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
@@ -35,23 +35,7 @@ $(NATIVE): $(DEPS) $(C_SRC)
 native: $(NATIVE)
 
 run: $(NATIVE)
-	@$(VENV)/bin/tillwire decode -p escpos --format text $(filter-out %.from_device.bin,$(wildcard sessions/escpos/*.bin))
-	@$(VENV)/bin/tillwire decode -p escpos --direction from_device --format text \
-	  --requests sessions/escpos/status-replies.bin sessions/escpos/status-replies.from_device.bin
-	@$(VENV)/bin/tillwire decode -p zvt-serial --format text sessions/payment/zvt-card-sale.serial.bin
-	@$(VENV)/bin/tillwire decode -p zvt-serial --direction from_device --format text \
-	  sessions/payment/zvt-card-sale.serial.from_device.bin
-	@$(VENV)/bin/tillwire decode -p iso8583 -o spec=iso87-binary -o framing=len2 --format text \
-	  sessions/payment/iso8583-sale.len2.bin sessions/payment/iso8583-sale.len2.from_device.bin
-	@$(VENV)/bin/tillwire decode -p ecr -o preset=transbank --format text \
-	  sessions/payment/ecr-transbank-sale.bin sessions/payment/ecr-transbank-sale.from_device.bin
-	@$(VENV)/bin/tillwire decode -p scanner -o suffix=crlf --format text sessions/scanner/basket.crlf.bin
-	@$(VENV)/bin/tillwire decode -p scale-nci --direction from_device --format text \
-	  sessions/scale/nci-produce.from_device.bin
-	@$(VENV)/bin/tillwire decode -p magellan --direction from_device --format text \
-	  sessions/scale/magellan-basket.from_device.bin
-	@$(VENV)/bin/tillwire decode -p msr -o tracks=12 --format text sessions/msr/wedge-swipes.bin
-	@$(VENV)/bin/tillwire decode -p display-epson --format text sessions/display/basket.epson.bin
+	$(VENV)/bin/tillwire run --config examples/demo.toml
 
 test: $(NATIVE)
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
@@ -74,6 +58,7 @@ samples: $(DEPS)
 	$(PY) -m simulator.scale_sessions --out sessions/scale
 	$(PY) -m simulator.msr_samples --out sessions/msr
 	$(PY) -m simulator.displays --out sessions/display
+	$(PY) -m simulator.till_sessions --out sessions/till
 
 # --- ASan + UBSan: build the extension instrumented, run the suite, then restore the normal build.
 sanitize: $(DEPS)

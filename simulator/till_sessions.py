@@ -504,6 +504,17 @@ def build_sessions(start_ns: int = DEFAULT_START_NS) -> list[Session]:
 # --- output ---------------------------------------------------------------------------------------------------
 
 
+def whole_day(sessions: list[Session], name: str = "demo-day") -> Session:
+    """The day's sessions as one recording (what ``examples/demo.toml`` replays): every chunk at its offset from
+    the first session's start, sessions one after the other (they do not overlap)."""
+    first = sessions[0].start_ns
+    chunks = [(s.start_ns - first + t, dev, direction, data)
+              for s in sessions for t, dev, direction, data in s.chunks]
+    if any(a[0] > b[0] for a, b in zip(chunks, chunks[1:])):
+        raise ValueError("the sessions overlap; a whole day needs them one after the other")
+    return Session(name, sessions[0].site, sessions[0].till, list(sessions[0].devices), chunks, start_ns=first)
+
+
 def write_tws(session: Session, path) -> None:
     """One session as a ``.tws`` recording (``bridge.recording.tws``), chunk times absolute (start + offset)."""
     from bridge.recording import tws
@@ -551,7 +562,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print("the .tws recordings need bridge.recording.tws, which this tree lacks; the .bin streams were written "
               "(use --bin-only to write only those)", file=sys.stderr)
         return 2
-    for session in sessions:
+    for session in [*sessions, whole_day(sessions)]:
         path = os.path.join(args.out, f"{session.name}.tws")
         write_tws(session, path)
         print(f"wrote {path}")
