@@ -226,6 +226,7 @@ class FeedServer:
         self._reader = OutboxReader(outbox_path)
         self._changed = threading.Condition()
         self._change_count = 0
+        self.waiting = 0  # requests (long-polls and streams) waiting for a commit right now
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
@@ -323,7 +324,11 @@ class FeedServer:
 
     def _wait_for_change(self, seen: int, timeout: float) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._change_count != seen or self._stopping.is_set(), timeout)
+            self.waiting += 1
+            try:
+                self._changed.wait_for(lambda: self._change_count != seen or self._stopping.is_set(), timeout)
+            finally:
+                self.waiting -= 1
 
     def _opened(self, conn: socket.socket) -> None:
         with self._conns_lock:
