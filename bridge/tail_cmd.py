@@ -224,6 +224,11 @@ def _follow(client: FeedClient, cursor: int, fmt: str, filters: dict) -> int:
         if told:
             _note(f"the feed at {client.url} is back")
             delay, told = 0.5, False
+        if page.head < cursor:  # the feed serves another (new) outbox: its rowids restarted below ours
+            _note(f"the feed's outbox ends at cursor {page.head}, before this tail's {cursor}: it is a new outbox; "
+                  f"continuing from its start")
+            cursor = 0
+            continue
         _gap(page, cursor)
         _print(page.events, fmt)
         cursor = page.cursor

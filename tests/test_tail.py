@@ -275,6 +275,25 @@ def test_follow_rides_out_a_feed_restart_without_repeating_or_losing_events(box,
     assert "retrying" in err and "is back" in err and "Traceback" not in err
 
 
+def test_follow_notices_a_new_outbox_behind_its_cursor(box, outbox_path, tmp_path):
+    feed = FeedServer(outbox_path, port=0, poll_s=0.05).start()
+    port = feed.port
+    sale(box)
+    tail = TailProcess("--url", feed.url, "--format", "jsonl", "-f", "--after", "0")
+    fresh = Outbox.open(tmp_path / "moved-aside-and-recreated.db")
+    try:
+        assert len(tail.take(4)) == 4
+        feed.stop()
+        fresh.append([(PRINTER, "printer.line", {"text": "first in the new outbox"}, TS + 20)])
+        feed = FeedServer(fresh.path, port=port, poll_s=0.05).start()
+        assert json.loads(tail.take(1, timeout=20)[0])["data"] == {"text": "first in the new outbox"}
+    finally:
+        code, err = tail.stop()
+        feed.stop()
+        fresh.close()
+    assert code == 130 and "new outbox" in err and "Traceback" not in err
+
+
 def test_follow_against_no_feed_fails_at_once(tmp_path):
     tail = TailProcess("--url", f"http://127.0.0.1:{free_port()}", "-f")
     code = tail.proc.wait(timeout=TIMEOUT)

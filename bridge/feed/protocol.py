@@ -6,6 +6,7 @@ Nothing here touches a socket or the outbox; ``server.py`` wires it to both.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import parse_qsl
@@ -31,6 +32,9 @@ _OFFERS = {
     MSGPACK: MSGPACK, "application/x-msgpack": MSGPACK, "application/vnd.msgpack": MSGPACK,
     "*/*": NDJSON, "application/*": NDJSON,
 }
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes "²"), at most a 64-bit rowid
 
 
 class BadRequest(ValueError):
@@ -92,7 +96,7 @@ def _fields(query: str, known: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _int(name: str, text: str, lo: int, hi: int | None) -> int:
-    if not text.isdigit():
+    if not _DIGITS.fullmatch(text):
         raise BadRequest(f"{name} must be a whole number ≥ {lo}, not {text!r}")
     value = int(text)
     if value < lo or (hi is not None and value > hi):
@@ -112,8 +116,11 @@ def _filter(fields: dict[str, list[str]]) -> Filter:
     return Filter(tuple(fields.get("type", ())), tuple(fields.get("src", ())))
 
 
+MAX_CURSOR = 2**63 - 1  # SQLite's largest rowid
+
+
 def parse_cursor(name: str, text: str) -> int:
-    return _int(name, text.strip(), 0, None)
+    return _int(name, text.strip(), 0, MAX_CURSOR)
 
 
 def parse_events_query(query: str) -> EventsQuery:

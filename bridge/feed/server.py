@@ -79,7 +79,8 @@ Route = Callable[[Request], None]
 
 
 def handle_events(req: Request) -> None:
-    """``GET /events``: long-poll. Returns as soon as a row (or a gap) is there, or when ``wait`` expires."""
+    """``GET /events``: long-poll. Returns as soon as a row (or a gap) is there, or when ``wait`` expires; at once
+    for a cursor above the head (it came from another outbox)."""
     try:
         q = wire.parse_events_query(req.query)
     except wire.BadRequest as exc:
@@ -99,7 +100,8 @@ def handle_events(req: Request) -> None:
         gap = gap if gap is not None else batch.gap
         after = batch.cursor
         remaining = deadline - time.monotonic()
-        if batch.rows or gap is not None or q.last is not None or remaining <= 0 or feed._stopping.is_set():
+        ahead = after > batch.head  # a cursor from another (older) outbox: say so now, do not wait
+        if batch.rows or gap is not None or ahead or q.last is not None or remaining <= 0 or feed._stopping.is_set():
             break
         feed._wait_for_change(seen, remaining)
     if fmt == wire.MSGPACK:
