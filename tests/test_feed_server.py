@@ -564,7 +564,8 @@ def test_stop_ends_open_streams_and_long_polls_and_joins_its_threads(box, make_f
     assert stream.next_event() is None  # the stream ended (EOF), within the client's timeout
     t.join(timeout=10)
     assert result["resp"].status == 200 and result["resp"].body == b""
-    assert not [th for th in threading.enumerate() if th.name.startswith("feed-")]
+    assert not [th for th in threading.enumerate()
+                if th.name.startswith("feed-") or "process_request_thread" in th.name]
     with pytest.raises(OSError):
         get(feed, "/events", timeout=1)
     stream.close()
