@@ -667,3 +667,18 @@ def test_a_port_in_use_is_one_line(box, feed, outbox_path):
     with pytest.raises(FeedError, match=f"cannot listen on 127.0.0.1:{feed.port}") as info:
         FeedServer(outbox_path, port=feed.port).start()
     assert "\n" not in str(info.value)
+
+
+def test_the_feed_reads_through_read_only_connections(box, outbox_path):
+    from bridge.feed.reader import OutboxReader
+
+    append(box, 3)
+    reader = OutboxReader(outbox_path)
+    try:
+        with pytest.raises(FeedError, match="readonly"):
+            with reader._snapshot() as db:
+                db.execute("DELETE FROM events")
+        assert [r.rowid for r in reader.read(0, 10).rows] == [1, 2, 3]
+    finally:
+        reader.close()
+    assert len(stored(outbox_path)) == 3
