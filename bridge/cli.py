@@ -155,9 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("files", nargs="+", metavar="FILE", help="captured bytes, or - for stdin")
     dec.set_defaults(func=cmd_decode)
 
-    from bridge import run_cmd
+    from bridge import run_cmd, tail_cmd
 
     run_cmd.add_parsers(sub, _fail)
+    tail_cmd.add_parser(sub)
     return parser
 
 

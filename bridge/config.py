@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.feed.config import FeedConfigError, FeedSettings, feed_settings
+
 DEVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MiB = 1024 * 1024
 
@@ -31,15 +33,6 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
-class FeedConfig:
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token: str | None = None
-    token_source: str = ""  # "config" or "environment variable NAME", for the start-up line
-
-
-@dataclass(frozen=True)
 class BridgeConfig:
     path: Path  # the config file
     source_prefix: str
@@ -53,7 +46,7 @@ class BridgeConfig:
     pending_max_bytes: int
     stop_after_replay: bool
     devices: tuple[DeviceConfig, ...]
-    feed: FeedConfig
+    feed: FeedSettings
     record: Path | None
 
     def src(self, device: str) -> str:
@@ -165,24 +158,11 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     stop_after_replay = b.get("stop_after_replay", bool, False)
     b.done()
 
-    f = top.table("feed")
-    enabled = f.get("enabled", bool, True)
-    listen = f.get("listen", str, "127.0.0.1:8765")
-    host, sep, port_text = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        f.fail(f"must be HOST:PORT such as '127.0.0.1:8765', not {listen!r}", "listen")
-    token, source = f.get("token", str, None), "config"
-    token_env = f.get("token_env", str, "TILLWIRE_FEED_TOKEN")
-    if token is None and os.environ.get(token_env):
-        token, source = os.environ[token_env], f"environment variable {token_env}"
-    if token is not None and len(token) < 16:
-        f.fail("a bearer token must be at least 16 characters", "token" if source == "config" else "token_env")
-    f.done()
-    if enabled and token is None and not _is_loopback(host):
-        f.fail(f"binds to {host}, which is not loopback: set a bearer token (feed.token, or the environment "
-               f"variable {token_env}) or listen on 127.0.0.1", "listen")
-    feed = FeedConfig(enabled, host, int(port_text), token, source if token else "")
+    top.read.add("feed")
+    try:
+        feed = feed_settings(top.data.get("feed"), os.environ)
+    except FeedConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
 
     r = top.table("record")
     rec = r.get("path", str, None)
@@ -223,17 +203,6 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
         stop_after_replay=stop_after_replay, devices=tuple(devices), feed=feed,
         record=(base / rec) if rec else None,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _rebase_replay(url: str, base: Path) -> str:

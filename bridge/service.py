@@ -125,7 +125,7 @@ class Bridge:
             from bridge.feed import FeedServer
 
             self.feed_server = FeedServer(str(cfg.outbox), host=cfg.feed.host, port=cfg.feed.port,
-                                          token=cfg.feed.token)
+                                          token=cfg.feed.token, token_source=cfg.feed.token_source)
             self.feed_server.start()
         self._capture_thread = threading.Thread(target=self._capture_main, name="tillwire-capture", daemon=True)
         self._capture_thread.start()

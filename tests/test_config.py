@@ -67,9 +67,10 @@ BAD = [
     (("outbox_max_mb = 64", "outbox_max_mb = \"big\""), "bridge.outbox_max_mb", "must be an integer or a number"),
     (("outbox_max_mb = 64", "outbox_max_mb = 0"), "bridge.outbox_max_mb", "at least 1"),
     (("outbox_max_mb = 64", "outbx = 64"), "bridge", "unknown key 'outbx'"),
-    (("listen = \"127.0.0.1:8765\"", "listen = \"8765\""), "feed.listen", "HOST:PORT"),
-    (("listen = \"127.0.0.1:8765\"", "listen = \"0.0.0.0:8765\""), "feed.listen", "bearer token"),
-    (("listen = \"127.0.0.1:8765\"", "token = \"short\""), "feed.token", "at least 16"),
+    (("listen = \"127.0.0.1:8765\"", "listen = \"8765\""), "[feed] listen", "HOST:PORT"),
+    (("listen = \"127.0.0.1:8765\"", "listen = \"0.0.0.0:8765\""), "[feed] listen", "bearer token"),
+    (("listen = \"127.0.0.1:8765\"", "token_env = \"NO_SUCH_VARIABLE_SET\""), "[feed] token_env",
+     "is not set"),
     (("name = \"scanner\"", "name = \"printer\""), "devices[1].name", "used twice"),
     (("name = \"scanner\"", "name = \"Scanner 1\""), "devices[1].name", "lowercase"),
     (("protocol = \"scanner\"", "protocol = \"scaner\""), "devices[1].protocol", "unknown protocol 'scaner'"),
@@ -108,9 +109,9 @@ def test_not_toml_and_missing_file_and_no_devices(tmp_path):
 
 def test_a_token_from_the_environment_allows_another_address(tmp_path, monkeypatch):
     monkeypatch.setenv("TILLWIRE_FEED_TOKEN", "s3cret-token-0123456789")
-    cfg = load(write(tmp_path, GOOD.replace("127.0.0.1:8765", "0.0.0.0:8765")))
+    cfg = load(write(tmp_path, GOOD.replace('"127.0.0.1:8765"', '"0.0.0.0:8765"\ntoken_env = "TILLWIRE_FEED_TOKEN"')))
     assert cfg.feed.token == "s3cret-token-0123456789"
-    assert cfg.feed.token_source == "environment variable TILLWIRE_FEED_TOKEN"
+    assert cfg.feed.token_source == "$TILLWIRE_FEED_TOKEN"
 
 
 def test_cli_run_prints_the_one_line_and_exits_2(tmp_path, capsys):
