@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="paper width in characters for --format text (default 42: 80 mm paper, font A)")
     dec.add_argument("files", nargs="+", metavar="FILE", help="captured bytes, or - for stdin")
     dec.set_defaults(func=cmd_decode)
+    from bridge.replay_cmd import register as register_recording_commands  # replay, export (recording-work)
+    register_recording_commands(sub)
     return parser
 
 

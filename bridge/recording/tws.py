@@ -174,8 +174,11 @@ class Writer:
 
     def flush(self) -> None:
         """Release what the redactors hold, end the current block and make it durable (fsync)."""
+        self._flush(end=False)
+
+    def _flush(self, end: bool) -> None:
         self._check_open()
-        self._release_held()
+        self._release_held(end)
         counts = self.redactions
         if counts != self._counts_written:
             self._add(self._last_t_ns, [REC_CONTROL, self._last_t_ns, -1, "redactions", {"counts": counts}])
@@ -186,7 +189,7 @@ class Writer:
     def close(self) -> None:
         if self._closed:
             return
-        self.flush()
+        self._flush(end=True)
         trailer = {"index": self._index, "redactions": self.redactions, "records": self._records,
                    "last_t_ns": self._last_t_ns}
         at = self._offset
@@ -233,10 +236,10 @@ class Writer:
             stream = self._streams[key] = [red, 0]
         return stream
 
-    def _release_held(self) -> None:
+    def _release_held(self, end: bool) -> None:
         for (device, direction), stream in self._streams.items():
             if stream[0] is not None:
-                out, notes = stream[0].flush()
+                out, notes = stream[0].flush(end=end)
                 self._emit(stream[1], device, direction, out, notes)
 
     def _emit(self, t_ns: int, device: str, direction: str, data: bytes, notes: list) -> None:

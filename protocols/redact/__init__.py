@@ -28,7 +28,8 @@ class StreamRedactor:
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         raise NotImplementedError
 
-    def flush(self) -> tuple[bytes, list[dict]]:
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
+        """Everything held; ``end``: the stream ends here (a recording's close), nothing more will follow."""
         raise NotImplementedError
 
 
@@ -60,7 +61,8 @@ def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None =
         from protocols.redact.ecr import EcrRedactor
         return EcrRedactor(options)
     from protocols.redact.text import TextRedactor
-    return TextRedactor()
+    lrc = protocol == "msr" and str(options.get("lrc", "off")).strip().lower() in ("on", "true", "1", "yes")
+    return TextRedactor(fix_lrc=lrc)
 
 
 __all__ = ["POLICY", "StreamRedactor", "family_of", "redactor_for"]

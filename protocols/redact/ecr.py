@@ -14,7 +14,11 @@ class EcrRedactor:
     def __init__(self, options: dict) -> None:
         self.counts: dict[str, int] = {}
         self.cfg = ET.resolve(options)
-        self._between = TextRedactor()
+        # With a field separator, a digit run never spans two fields: every run of 13 digits or more is masked, as
+        # the decoder scrubs the payload. Without one, layouts read fields at fixed positions inside long digit runs
+        # (Concert: POS number, amount, flags and currency form one 16-digit run), so only Luhn-valid PANs are.
+        self.luhn = self.cfg.fs is None
+        self._between = TextRedactor(self.luhn, products=False)
         self._between.counts = self.counts
         self._frame = bytearray()
         self._state = "ground"  # ground, frame, csum
@@ -32,7 +36,7 @@ class EcrRedactor:
             self._offset += 1
             if self._state == "ground":
                 if b == cfg.stx:
-                    out += self._between.feed(bytes(ground))[0] + self._between.flush()[0]
+                    out += self._between.feed(bytes(ground))[0] + self._between.flush(end=True)[0]
                     ground.clear()
                     self._frame = bytearray([b])
                     self._frame_at = self._offset - 1
@@ -49,13 +53,13 @@ class EcrRedactor:
                     self._state = "csum"
                 elif b == cfg.stx:  # restarted: the abandoned frame is masked as text
                     head = self._frame[:-1]
-                    mask_text(head, self.counts, final=True)
+                    mask_text(head, self.counts, final=True, luhn=self.luhn, products=False)
                     out += head
                     self._frame = bytearray([b])
                     self._frame_at = self._offset - 1
                     self._blind = False
                 elif len(self._frame) - 1 > cfg.max_frame:
-                    mask_text(self._frame, self.counts, final=True)
+                    mask_text(self._frame, self.counts, final=True, luhn=self.luhn, products=False)
                     out += self._frame
                     self._frame = bytearray()
                     self._state = "ground"
@@ -89,7 +93,7 @@ class EcrRedactor:
             v = ET.checksum(cfg.checksum, covered, cfg.seed)
             return bytes([v]) if w == 1 else (v.to_bytes(2, cfg.byte_order) if w == 2 else b"")
 
-        mask_text(payload, self.counts, final=True)
+        mask_text(payload, self.counts, final=True, luhn=self.luhn, products=False)
         if bytes(payload) != before:
             fr[1:etx_at] = payload
             if check(before) == got_bytes:
@@ -103,14 +107,15 @@ class EcrRedactor:
         self._frame, self._state = bytearray(), "ground"
         return out
 
-    def flush(self) -> tuple[bytes, list[dict]]:
-        out = bytearray(self._between.flush()[0])
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
+        out = bytearray(self._between.flush(end=end)[0])
         notes: list[dict] = []
         if self._state != "ground" and self._frame:
             if not self._blind:
-                for i in range(1, len(self._frame)):
-                    if self._frame[i] not in (self.cfg.etx,) and self._state == "frame":
-                        self._frame[i] = 0x30
+                # the payload so far (up to the ETX when it came) becomes '0'; the rest of the frame follows blind
+                stop = len(self._frame) if self._state == "frame" else len(self._frame) - 1 - (self.cfg.width - self._left)
+                for i in range(1, stop):
+                    self._frame[i] = 0x30
                 notes.append({"offset": self._frame_at, "reason": "frame cut by a flush: its payload masked whole",
                               "checksum": "not fixed"})
                 _bump(self.counts, "withheld")

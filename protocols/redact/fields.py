@@ -103,8 +103,10 @@ def withhold(buf: bytearray, start: int, end: int, counts: dict, fill: int = 0x0
 
 
 def mask_free_text(buf: bytearray, start: int, end: int, counts: dict) -> None:
+    """A payment message's free text: every digit group sequence of 13 or more digits masked, as the decoders
+    scrub it (``protocols.card.scrub``), and tracks."""
     part = buf[start:end]
-    mask_text(part, counts, final=True)
+    mask_text(part, counts, final=True, luhn=False)
     buf[start:end] = part
 
 

@@ -159,23 +159,25 @@ class Iso8583Redactor:
         self._held = bytearray()
         self._held_at = 0      # stream offset of _held[0]
         self._offset = 0       # stream offset of the next byte
-        self._blind_until = 0  # bytes before this offset belong to a frame released by flush(): zeroed
 
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         base = self._offset
         self._offset += len(data)
-        start = len(self._held)
         self._held += data
-        for k in range(len(data)):
-            if base + k < self._blind_until:
-                self._held[start + k] = 0
         if self._plen == 0:
             return b"", []
         for item in self._framer.feed(data, base):
-            if item[0] == "frame" and item[1] >= self._blind_until:
-                _, off, prefix, body = item
-                at = off - self._held_at + len(prefix)
-                mask_message(self._held, at + self.header, at + len(body), self.spec, self.counts)
+            if item[0] != "frame":
+                continue
+            _, off, prefix, body = item
+            body_at = off + len(prefix)
+            if off < self._held_at:
+                # a frame flush() cut: what of it is still held is zeroed, as its released part was
+                for p in range(max(body_at, self._held_at), body_at + len(body)):
+                    self._held[p - self._held_at] = 0
+                continue
+            at = body_at - self._held_at
+            mask_message(self._held, at + self.header, at + len(body), self.spec, self.counts)
         fr = self._framer
         keep_from = fr.frame_off if fr.in_frame else (fr.pre_off if fr.pre else self._offset)
         return self._emit(keep_from), []
@@ -187,16 +189,15 @@ class Iso8583Redactor:
         self._held_at += n
         return out
 
-    def flush(self) -> tuple[bytes, list[dict]]:
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
         notes: list[dict] = []
         fr = self._framer
         if self._plen == 0:
             mask_message(self._held, self.header, len(self._held), self.spec, self.counts)
-        elif fr.in_frame and self._held:
-            at = fr.frame_off - self._held_at + len(fr.prefix)
-            for i in range(max(at, 0), len(self._held)):
-                self._held[i] = 0
-            self._blind_until = self._offset + fr.need
+        elif (fr.in_frame or fr.pre) and self._held:
+            start = fr.frame_off + len(fr.prefix) if fr.in_frame else self._offset
+            for p in range(max(start, self._held_at), self._offset):
+                self._held[p - self._held_at] = 0
             notes.append({"offset": fr.frame_off, "reason": "message cut by a flush: its data masked whole"})
             _bump(self.counts, "withheld")
         return self._emit(self._offset), notes

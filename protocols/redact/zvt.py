@@ -129,23 +129,19 @@ def _apdu_length(head: bytes) -> int | None:
 
 
 class ZvtTcpRedactor:
+    """Holds one APDU until its last byte (at most ``MAX_APDU`` bytes)."""
+
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
-        self._apdu = bytearray()
+        self._apdu = bytearray()   # the APDU being received (header included)
         self._need: int | None = None
-        self._blind = 0  # bytes of an APDU released by flush() that are still to come: masked whole
+        self._released = 0         # bytes of the current APDU already released by flush(): the rest passes at once,
+        #                            header bytes as they are, data bytes zeroed
 
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         out = bytearray()
-        notes: list[dict] = []
         i, n = 0, len(data)
         while i < n:
-            if self._blind:
-                take = min(self._blind, n - i)
-                out += bytes(take)
-                self._blind -= take
-                i += take
-                continue
             if self._need is None:
                 self._apdu.append(data[i])
                 i += 1
@@ -156,25 +152,36 @@ class ZvtTcpRedactor:
             self._apdu += data[i:i + take]
             i += take
             if len(self._apdu) == self._need:
-                mask_apdu(self._apdu, self.counts)
-                out += self._apdu
+                if self._released:
+                    out += self._blind_part()
+                else:
+                    mask_apdu(self._apdu, self.counts)
+                    out += self._apdu
                 self._apdu = bytearray()
                 self._need = None
-        return bytes(out), notes
+                self._released = 0
+        if self._released:
+            out += self._blind_part()
+        return bytes(out), []
 
-    def flush(self) -> tuple[bytes, list[dict]]:
+    def _blind_part(self) -> bytes:
+        """The bytes of a released APDU not yet out: header bytes as they are, data bytes as zeros."""
+        head = 5 if len(self._apdu) >= 3 and self._apdu[2] == 0xFF else 3
+        part = bytearray(self._apdu[self._released:])
+        for k in range(len(part)):
+            if self._released + k >= head:
+                part[k] = 0
+        self._released = len(self._apdu)
+        return bytes(part)
+
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
         if not self._apdu:
             return b"", []
-        head = 3 if len(self._apdu) < 5 or self._apdu[2] != 0xFF else 5
-        out = bytes(self._apdu[:head]) + bytes(len(self._apdu) - head)
         notes = []
-        if self._need is not None:
-            self._blind = self._need - len(self._apdu)
-            notes.append({"reason": "apdu cut by a flush: its data masked whole", "withheld": True})
+        if not self._released:
+            notes.append({"reason": "apdu cut by a flush: its data masked whole"})
             self.counts["withheld"] = self.counts.get("withheld", 0) + 1
-        self._apdu = bytearray()
-        self._need = None
-        return out, notes
+        return self._blind_part(), notes
 
 
 class ZvtSerialRedactor:
@@ -206,7 +213,7 @@ class ZvtSerialRedactor:
                 else:
                     out.append(b)
             elif st == "dle0":
-                if b == STX:
+                if b == STX:  # (blind when flush() released the 10 already)
                     self._raw.append(b)
                     self._data.clear()
                     self._pos.clear()
@@ -215,6 +222,7 @@ class ZvtSerialRedactor:
                     out += self._raw
                     self._raw.clear()
                     self._state = "ground"
+                    self._blind = False
                     out += self.feed(bytes([b]))[0]
                     self._offset -= 1
             elif st == "frame":
@@ -301,13 +309,13 @@ class ZvtSerialRedactor:
         self._state = "ground"
         return out
 
-    def flush(self) -> tuple[bytes, list[dict]]:
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
         if self._state == "ground":
             return b"", []
-        if self._state == "dle0":
+        if self._state == "dle0":  # a 10 that may start a frame: released; a frame it starts passes blind
             out = bytes(self._raw)
             self._raw = bytearray()
-            self._state = "ground"
+            self._blind = True
             return out, []
         # a frame still arriving: released with its data masked whole, and so is the rest of it when it comes; the
         # decoder will see a checksum error for it
