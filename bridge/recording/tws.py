@@ -170,6 +170,9 @@ class Writer:
         self._check_open()
         if device and device not in self._dev_index:
             raise ValueError(f"control record for unknown device {device!r}")
+        if device:
+            # what the device's redactors hold came before this record: it goes first (a close ends the streams)
+            self._release_held(end=kind == "close", device=device)
         self._add(int(t_ns), [REC_CONTROL, int(t_ns), self._dev_index.get(device, -1), str(kind), fields])
 
     def flush(self) -> None:
@@ -236,11 +239,13 @@ class Writer:
             stream = self._streams[key] = [red, 0]
         return stream
 
-    def _release_held(self, end: bool) -> None:
-        for (device, direction), stream in self._streams.items():
+    def _release_held(self, end: bool, device: str | None = None) -> None:
+        for (dev, direction), stream in self._streams.items():
+            if device is not None and dev != device:
+                continue
             if stream[0] is not None:
                 out, notes = stream[0].flush(end=end)
-                self._emit(stream[1], device, direction, out, notes)
+                self._emit(stream[1], dev, direction, out, notes)
 
     def _emit(self, t_ns: int, device: str, direction: str, data: bytes, notes: list) -> None:
         idx, code = self._dev_index[device], _DIR_CODE[direction]
