@@ -49,7 +49,11 @@ def record(tmp_path, protocol: str, options: dict, stream: bytes, cuts: list[int
                 w.flush()
     r = tws.Reader(path)
     recorded = b"".join(rec.data for rec in r.records() if type(rec) is tws.ChunkRecord)
+    # masking is in place, but for a ZVT serial frame whose masked bytes were all DLE (its note says by how much)
+    shift = sum(rec.fields.get("shift", 0) for rec in r.records()
+                if type(rec) is tws.ControlRecord and rec.kind == "redaction")
     r.close()
+    assert len(recorded) == len(stream) + shift
     data = path.read_bytes()
     path.unlink()
     return data, recorded
@@ -93,7 +97,6 @@ def test_zvt_recordings_hold_no_card_data(tmp_path_factory, pan, disc, name, cut
     stream = zvt_stream(pan, disc, name, framing)
     protocol = f"zvt-{framing}"
     data, recorded = record(tmp, protocol, {}, stream, cuts, flushes)
-    assert len(recorded) == len(stream)
     assert_no_card_data((data, recorded), pan, disc, name)
     _, unflushed = record(tmp, protocol, {}, stream, cuts)
     assert decode(protocol, {}, unflushed) == decode(protocol, {}, stream)

@@ -128,6 +128,37 @@ def _apdu_length(head: bytes) -> int | None:
     return 5 + int.from_bytes(head[3:5], "little")
 
 
+def keep_dle_count(before: bytes, data: bytearray) -> int:
+    """Make the masked APDU ``data`` hold as many DLE bytes as ``before`` did, so its stuffed frame has the same
+    length on the wire (and every later offset stays). A masked byte that was DLE is unstuffed; to make up, as many
+    fully masked bytes (``EE``, ``00``) become DLE (the digits ``1 0``, which the decoder masks the same), those that
+    were not DLE first. The result only tells how many masked bytes were DLE, not which. When that would give back a
+    masked range unchanged (all its bytes were DLE, and nothing else was masked), the range stays masked and the
+    frame gets shorter: returns by how many bytes (0 normally)."""
+    changed = [k for k in range(len(data)) if data[k] != before[k]]
+    need = sum(before[k] == DLE for k in changed) - sum(data[k] == DLE for k in changed)
+    if need <= 0:
+        return 0
+    free = [k for k in changed if data[k] in (0xEE, 0x00)]
+    free.sort(key=lambda k: before[k] == DLE)  # positions that were not DLE first
+    chosen = free[:need]
+    if len(chosen) < need:
+        return need
+    trial = bytearray(data)
+    for k in chosen:
+        trial[k] = DLE
+    # a masked range (a run of changed bytes) that would come out as it was is a leak: do not
+    run: list[int] = []
+    for k in changed + [-2]:
+        if run and k != run[-1] + 1:
+            if all(trial[j] == before[j] for j in run):
+                return need
+            run = []
+        run.append(k)
+    data[:] = trial
+    return 0
+
+
 class ZvtTcpRedactor:
     """Holds one APDU until its last byte (at most ``MAX_APDU`` bytes)."""
 
@@ -137,6 +168,7 @@ class ZvtTcpRedactor:
         self._need: int | None = None
         self._released = 0         # bytes of the current APDU already released by flush(): the rest passes at once,
         #                            header bytes as they are, data bytes zeroed
+        self._offset = 0           # stream offset of the current APDU's first byte
 
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         out = bytearray()
@@ -157,6 +189,7 @@ class ZvtTcpRedactor:
                 else:
                     mask_apdu(self._apdu, self.counts)
                     out += self._apdu
+                self._offset += len(self._apdu)
                 self._apdu = bytearray()
                 self._need = None
                 self._released = 0
@@ -179,7 +212,7 @@ class ZvtTcpRedactor:
             return b"", []
         notes = []
         if not self._released:
-            notes.append({"reason": "apdu cut by a flush: its data masked whole"})
+            notes.append({"offset": self._offset, "reason": "apdu cut by a flush: its data masked whole"})
             self.counts["withheld"] = self.counts.get("withheld", 0) + 1
         return self._blind_part(), notes
 
@@ -292,18 +325,19 @@ class ZvtSerialRedactor:
         before = bytes(data)
         mask_apdu(data, self.counts)
         if bytes(data) != before:
-            for k, pos in enumerate(self._pos):
-                if before[k] == DLE:
-                    data[k] = DLE  # keep the stuffing (and every offset) as on the wire
-                raw[pos] = data[k]
+            shrink = keep_dle_count(before, data)
+            if shrink:
+                notes.append({"offset": self._frame_at, "shift": -shrink,
+                              "reason": "masked DLE bytes unstuffed: the frame is shorter than on the wire"})
             crc = crc16_kermit(bytes(data) + b"\x03")
-            if matched:
-                raw[-2], raw[-1] = crc & 0xFF, crc >> 8
-            else:
+            if not matched:
                 notes.append({"offset": self._frame_at, "reason": "checksum was wrong on the wire; left wrong",
                               "checksum": "not fixed"})
-                if (raw[-2] | raw[-1] << 8) == crc:
-                    raw[-1] ^= 0x01
+                if got == crc:
+                    got ^= 0x0100
+                crc = got
+            raw = bytearray(b"\x10\x02" + bytes(data).replace(b"\x10", b"\x10\x10") + b"\x10\x03")
+            raw += bytes([crc & 0xFF, crc >> 8])
         out = bytes(raw)
         self._raw = bytearray()
         self._state = "ground"
