@@ -79,7 +79,9 @@ def assert_no_card_data(blobs: tuple[bytes, ...], pan: str, disc: str | None = N
         assert pan.encode() not in blob
         assert not [p.hex() for p in packed if p in blob]
         if disc:
-            assert not [r for r in spread_runs(disc) if r.encode() in blob]
+            # a run the masked PAN shows too (its first six digits and a filler) proves nothing
+            shown = [pan[:6] + f * (len(pan) - 10) + pan[-4:] for f in "01"]
+            assert not [r for r in spread_runs(disc) if r.encode() in blob and not any(r in x for x in shown)]
         if name:
             assert name.encode() not in blob and name.split("/")[0].encode() not in blob
 

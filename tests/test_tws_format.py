@@ -90,6 +90,11 @@ def test_a_chunk_or_control_record_for_an_unknown_device_is_a_value_error(tmp_pa
             w.chunk(1, "printer", "sideways", b"x")
 
 
+def test_device_options_the_redactor_cannot_use_fail_at_create(tmp_path):
+    with pytest.raises(ValueError, match="device 'pt': .*preset"):
+        tws.Writer.create(tmp_path / "s.tws", devices=[tws.DeviceInfo("pt", "ecr", options={"preset": "nope"})])
+
+
 def test_close_is_idempotent_and_a_closed_writer_refuses_records(tmp_path):
     w = tws.Writer.create(tmp_path / "s.tws", devices=DEVICES)
     w.close()

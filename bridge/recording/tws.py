@@ -128,6 +128,12 @@ class Writer:
         names = [d.name for d in devices]
         if len(set(names)) != len(names):
             raise ValueError(f"device names must be unique in a recording: {names}")
+        if redact:  # a device whose options its redactor cannot use fails here, not at its first chunk
+            for d in devices:
+                try:
+                    redactor_for(d.protocol, "to_device", d.options)
+                except ValueError as exc:
+                    raise ValueError(f"device {d.name!r}: {exc}") from None
         created = time.time_ns() if created_ns is None else int(created_ns)
         protocols = sorted({d.protocol for d in devices})
         header = {

@@ -63,7 +63,6 @@ class ReplayTransport(Transport):
             raise TransportConfigError(f"device {device!r}: recording {path} has no device {self.source!r}; "
                                        f"its devices: {', '.join(names) or '(none)'}")
         self._reader: tws.Reader | None = None
-        self._wake = threading.Event()
 
     def open(self) -> None:
         try:
@@ -103,4 +102,4 @@ class ReplayTransport(Transport):
             self._reader = None
 
     def interrupt(self) -> None:
-        self._wake.set()
+        pass  # pump waits on the stop event itself, which the caller has set
