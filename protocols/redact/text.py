@@ -149,8 +149,11 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
         if open_at is not None and s > open_at:
             cut = min(cut, open_at)  # inside a track still arriving: masked with it (its LRC needs the original)
             continue
+        at_end = not final and (e == n or (e == n - 1 and data[e] in b" -"))
+        if not at_end and e - s < PAN_MIN_DIGITS:
+            continue  # too short to hold 13 digits (the common case: prices, quantities)
         idxs = [i for i in range(s, e) if 0x30 <= data[i] <= 0x39]
-        if not final and (e == n or (e == n - 1 and data[e] in b" -")) and (len(idxs) <= PAN_MAX_DIGITS or not luhn):
+        if at_end and (len(idxs) <= PAN_MAX_DIGITS or not luhn):
             cut = min(cut, s)
             continue
         if len(idxs) < PAN_MIN_DIGITS:
