@@ -156,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(func=cmd_decode)
 
     from bridge import run_cmd, tail_cmd
+    from bridge.replay_cmd import register as register_recording_commands
 
     run_cmd.add_parsers(sub, _fail)
     tail_cmd.add_parser(sub)
+    register_recording_commands(sub)
     return parser
 
 

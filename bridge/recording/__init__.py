@@ -1,0 +1,1 @@
+"""Session recordings (``.tws``): the format, the writer and reader (``tws``), pcapng export (``pcapng``)."""

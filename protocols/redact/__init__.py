@@ -1,0 +1,68 @@
+"""Card-data redaction of raw byte streams, per protocol family (``docs/bridge/recording.md`` section 5).
+
+Sans-IO: a ``StreamRedactor`` takes the bytes of one stream (one device, one direction) in any split and returns
+them with PANs, track data and other card data masked **in place** — the same number of bytes out as in, so an
+offset in a recording is the offset on the wire. ``feed(data)`` returns ``(bytes, notes)``: the bytes that are
+ready (it may hold back a bounded tail that could still be the start of card data) and notes (dicts) about
+checksums it could not fix; ``flush()`` returns everything held. ``counts`` says how many ranges were masked, by
+kind (``pan``, ``track``, ``withheld``).
+
+The mask keeps what the decoders show (a PAN's first six and last four digits) and replaces the rest with
+characters of the same class (digits with ``0``, BCD nibbles with ``E`` — "masked by the device" — or ``0``), so
+decoding a redacted stream gives the same events as decoding the original: the decoders only ever emit masked PANs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+POLICY = "card-data-v1"
+
+
+class StreamRedactor:
+    """The interface; subclasses fill ``counts`` and implement ``feed``/``flush``."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
+        raise NotImplementedError
+
+    def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
+        """Everything held; ``end``: the stream ends here (a recording's close), nothing more will follow."""
+        raise NotImplementedError
+
+
+# protocol -> family; anything not listed is treated as text (the safe default: tracks and Luhn-valid PANs).
+FAMILIES = {
+    "zvt-serial": "zvt-serial", "zvt-tcp": "zvt-tcp", "iso8583": "iso8583", "ecr": "ecr",
+}
+
+
+def family_of(protocol: str) -> str:
+    return FAMILIES.get(protocol, "text")
+
+
+def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None = None) -> StreamRedactor:
+    """The redactor for one stream of ``protocol``; ``options`` are the decoder options (the ISO 8583 spec and
+    framing, the ECR preset). Bad options are a ``ValueError`` (the same the decoder would raise)."""
+    options = dict(options or {})
+    family = family_of(protocol)
+    if family == "zvt-serial":
+        from protocols.redact.zvt import ZvtSerialRedactor
+        return ZvtSerialRedactor()
+    if family == "zvt-tcp":
+        from protocols.redact.zvt import ZvtTcpRedactor
+        return ZvtTcpRedactor()
+    if family == "iso8583":
+        from protocols.redact.iso8583 import Iso8583Redactor
+        return Iso8583Redactor(options)
+    if family == "ecr":
+        from protocols.redact.ecr import EcrRedactor
+        return EcrRedactor(options)
+    from protocols.redact.text import TextRedactor
+    lrc = protocol == "msr" and str(options.get("lrc", "off")).strip().lower() in ("on", "true", "1", "yes")
+    return TextRedactor(fix_lrc=lrc)
+
+
+__all__ = ["POLICY", "StreamRedactor", "family_of", "redactor_for"]
