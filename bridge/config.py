@@ -147,7 +147,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     parts = [p for p in prefix.split("://", 1)[1].split("/") if p]
     site = b.get("site", str, parts[0] if parts else "")
     till = b.get("till", str, parts[1] if len(parts) > 1 else "")
-    outbox = base / b.get("outbox", str, "tillwire-outbox.sqlite")
+    outbox = Path(os.path.normpath(base / b.get("outbox", str, "tillwire-outbox.sqlite")))
     max_mb = b.get("outbox_max_mb", (int, float), None)
     if max_mb is not None and max_mb < 1:
         b.fail(f"must be at least 1 (MiB), not {max_mb}", "outbox_max_mb")
@@ -201,7 +201,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
         retention_s=float(retention_h) * 3600.0, min_free_bytes=int(min_free_mb * MiB),
         alert_percent=alert_percent, pending_max_bytes=int(pending_mb * MiB),
         stop_after_replay=stop_after_replay, devices=tuple(devices), feed=feed,
-        record=(base / rec) if rec else None,
+        record=Path(os.path.normpath(base / rec)) if rec else None,
     )
 
 
@@ -210,7 +210,7 @@ def _rebase_replay(url: str, base: Path) -> str:
     rest = url[len("replay://"):]
     path, sep, query = rest.partition("?")
     if path and not os.path.isabs(path):
-        path = str(base / path)
+        path = os.path.normpath(base / path)
     return f"replay://{path}{sep}{query}"
 
 

@@ -214,9 +214,21 @@ def summarize(name: str, bodies: Iterable[dict]) -> str:
 
 def one_line(body: dict, limit: int = 100) -> str:
     """An event as one short line (the bridge's live output, ``tillwire tail --format text``)."""
-    shown = " / ".join(part.strip(" ·|") for part in render_event(body, 42) if part.strip(" -=·|"))
-    if not shown:
-        data = body.get("data") or {}
+    kind, data = body["type"], body.get("data") or {}
+    if kind == "device.status":
+        shown = f"{data.get('state', '?')} {data.get('transport', '')}"
+        if data.get("reason"):
+            shown += f" ({data['reason']})"
+        if data.get("retry_s") is not None:
+            shown += f", retry in {data['retry_s']} s"
+        return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    try:
+        shown = " / ".join(part.strip(" ·|") for part in render_event(body, 42) if part.strip(" -=·|"))
+    except (KeyError, TypeError, ValueError, AttributeError):  # a field this version does not know the shape of
+        shown = ""
+    if not shown and kind == "printer.line" and not data.get("text"):
+        return "(blank line)"
+    if not shown and isinstance(data, dict):
         shown = " ".join(f"{k}={_short(v)}" for k, v in data.items())
     shown = " ".join(shown.split())
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"

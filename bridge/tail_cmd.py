@@ -118,20 +118,10 @@ def _time(ts: int) -> str:
 
 
 def summary(event: dict) -> str:
-    """A short, one-line description of an event: the receipt renderer's text where it has one, else key=value."""
-    from bridge.receipt_text import render_event
-    from protocols.events import to_json_view
+    """A short, one-line description of an event (the same as ``tillwire run`` prints)."""
+    from bridge.receipt_text import one_line
 
-    data = event.get("data")
-    try:
-        lines = [" ".join(ln.split()) for ln in render_event({"type": event["type"], "data": data}, 42)
-                 if ln.strip()]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        lines = []
-    text = " | ".join(lines)
-    if not text and isinstance(data, dict):
-        text = " ".join(f"{k}={json.dumps(to_json_view(v), ensure_ascii=False)}" for k, v in data.items())
-    return text if len(text) <= SUMMARY_WIDTH else text[:SUMMARY_WIDTH - 1] + "…"
+    return one_line({"type": event.get("type", "?"), "data": event.get("data")}, SUMMARY_WIDTH)
 
 
 def format_event(event: dict, fmt: str) -> str:

@@ -21,7 +21,11 @@ SESSIONS = bundled_sessions(ROOT)
 
 
 def test_every_bundled_capture_is_covered():
-    files = {os.path.join(dp, f) for dp, _, fs in os.walk(ROOT) for f in fs if f.endswith(".bin")}
+    # sessions/till holds multi-device sessions, recorded as .tws by their generator: tests/test_till_sessions.py
+    # checks that the recording keeps every byte (their terminal already masks the PAN), and
+    # tests/test_demo_run.py that replaying them through the bridge gives the events of decoding them.
+    files = {os.path.join(dp, f) for dp, _, fs in os.walk(ROOT) for f in fs
+             if f.endswith(".bin") and os.path.relpath(dp, ROOT).split(os.sep)[0] != "till"}
     covered = {p for s in SESSIONS for p in (s.to_device, s.from_device) if p}
     assert covered == files
 

@@ -14,7 +14,9 @@ def _mask_hex_digits(h: list[str], idxs: list[int], fill: str) -> None:
     first = KEEP_FIRST if n >= PAN_MIN_DIGITS else 0
     masked = idxs[first:max(n - KEEP_LAST, first)]
     if masked and all(h[i] == fill for i in masked):
-        fill = "1" if fill == "0" else "0"
+        if fill == "E":  # already masked by the device ("E" is no digit): nothing of the PAN is left to hide
+            return
+        fill = "1" if fill == "0" else "0"  # real digits equal to the fill: write others, or the PAN stays
     for i in masked:
         h[i] = fill
 
