@@ -12,7 +12,7 @@ import threading
 import time
 
 from bridge.capture import CaptureSink
-from bridge.transports.base import TransportConfigError, redact_url
+from bridge.transports.base import TransportConfigError, redact_url, split_query
 
 log = logging.getLogger("tillwire.transports")
 
@@ -51,8 +51,15 @@ class UrlCheck:
             n = None
         if n is None or not (low <= n <= high):
             what = "an integer" if kind is int else "a number"
-            raise self.error(f"{key}={value!r} is not accepted; use {what} from {low:g} to {high:g}")
+            raise self.error(f"{key}={value!r} is not accepted; use {what} from {_num(low)} to {_num(high)}")
         return n
+
+    def split(self):
+        """``split_query`` of the URL, its one error (a key given twice) prefixed with the device like the rest."""
+        try:
+            return split_query(self.url)
+        except TransportConfigError as exc:
+            raise self.error(str(exc).removeprefix(f"{self.url}: ")) from None
 
     def host_port(self, what: str, text: str, allow_zero: bool = False) -> tuple[str, int]:
         """``HOST:PORT`` or ``[v6]:PORT``; the port is required (0 only where ``allow_zero``: any free port)."""
@@ -70,6 +77,10 @@ class UrlCheck:
 #: A sink that raises is logged at most once per device per this many seconds (it may raise for every chunk).
 SINK_ERROR_LOG_EVERY_S = 60.0
 _sink_errors: dict[str, list] = {}  # device -> [last log time (monotonic), errors since]
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def safe_chunk(sink: CaptureSink, t_ns: int, device: str, direction: str, data: bytes) -> None:

@@ -15,7 +15,7 @@ import serial
 
 from bridge.capture import FROM_DEVICE, TO_DEVICE, CaptureSink
 from bridge.transports._common import UrlCheck, safe_chunk
-from bridge.transports.base import Transport, split_query
+from bridge.transports.base import Transport
 from bridge.transports.serial_settings import SETTINGS_KEYS, parse_settings
 
 #: How long one read waits before the loop looks at ``stop`` again (``interrupt`` also cancels a blocked read
@@ -111,7 +111,7 @@ class SerialTransport(Transport):
         check = UrlCheck(device, url)
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; a serial port takes none")
-        parts, query = split_query(url)
+        parts, query = check.split()
         target = serial_target(url, parts)
         settings = parse_settings(check, query)
         self.endpoint = SerialEndpoint(check, handler_url(target, query), settings, query)

@@ -17,7 +17,7 @@ import time
 from bridge.capture import CLOSED, FROM_DEVICE, OPEN, TO_DEVICE, CaptureSink
 from bridge.transports._common import UrlCheck, connect, safe_chunk, safe_status
 from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
-from bridge.transports.base import Transport, split_query
+from bridge.transports.base import Transport
 from bridge.transports.serial_port import HANDLER_KEYS, SerialEndpoint, handler_url, serial_target
 from bridge.transports.serial_settings import SETTINGS_KEYS, parse_settings
 from bridge.transports.tcp import listen_address
@@ -43,7 +43,7 @@ class TcpTapTransport(ListeningTransport):
         check = UrlCheck(device, url)
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tap+tcp takes none")
-        parts, query = split_query(url)
+        parts, query = check.split()
         check.only_keys(query, ("upstream", "connect_timeout"))
         self.listen_host, self.listen_port = listen_address(check, parts)
         if "upstream" not in query:
@@ -121,7 +121,7 @@ class SerialTapTransport(Transport):
         check = UrlCheck(device, url)
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tap+serial takes none")
-        parts, query = split_query(url)
+        parts, query = check.split()
         handler_keys = {k for keys in HANDLER_KEYS.values() for k in keys}
         check.only_keys(query, ("device",) + tuple(SETTINGS_KEYS) + tuple(sorted(handler_keys)))
         till_side = serial_target(url, parts)

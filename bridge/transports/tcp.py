@@ -16,7 +16,6 @@ import time
 from bridge.capture import CLOSED, OPEN, TO_DEVICE, CaptureSink
 from bridge.transports._common import UrlCheck, safe_chunk, safe_status
 from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
-from bridge.transports.base import split_query
 
 
 def listen_address(check: UrlCheck, parts) -> tuple[str, int]:
@@ -34,7 +33,7 @@ class TcpListenTransport(ListeningTransport):
         check = UrlCheck(device, url)
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tcp-listen takes none")
-        parts, query = split_query(url)
+        parts, query = check.split()
         check.only_keys(query, ())
         self.listen_host, self.listen_port = listen_address(check, parts)
 

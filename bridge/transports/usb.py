@@ -18,7 +18,7 @@ import time
 
 from bridge.capture import FROM_DEVICE, TO_DEVICE, CaptureSink
 from bridge.transports._common import UrlCheck, safe_chunk
-from bridge.transports.base import Transport, split_query
+from bridge.transports.base import Transport
 
 #: One bulk read waits this long (ms) before the loop looks at ``stop`` again (bounds the stop latency).
 READ_TIMEOUT_MS = 100
@@ -54,7 +54,7 @@ class UsbTransport(Transport):
         check = UrlCheck(device, url)
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; usb takes usb_backend only")
-        parts, query = split_query(url)
+        parts, query = check.split()
         check.only_keys(query, ("interface", "serial", "in", "out"))
         vid_text, sep, pid_text = parts.netloc.partition(":")
         if not sep or parts.path not in ("", "/"):
