@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import socket
+import time
 
 import pytest
 
@@ -332,3 +333,47 @@ def test_a_live_session_survives_a_second_till_that_cannot_reach_the_device():
     finally:
         server.stop()
     assert not [s for s in capture.statuses() if s.state == CLOSED and "retry_s" in s.detail]
+
+
+@contextlib.contextmanager
+def device_that_does_not_answer():
+    """A listening port whose accept queue is full: the kernel drops further SYNs, so a connect hangs (what a
+    device that is switched on but stuck, or a firewall that drops, looks like)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=5)  # takes the one backlog slot
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_a_device_that_does_not_answer_is_given_up_after_connect_timeout():
+    capture = Capture()
+    with device_that_does_not_answer() as address:
+        transport = open_transport("printer", tap_url(address, "&connect_timeout=0.3"))
+        with running(transport, capture):
+            till = connect_when_listening(bound_address(transport))
+            with till:
+                till.settimeout(5)
+                assert till.recv(10) == b""
+            status = capture.wait_status(CLOSED, peer=...)[0]
+    assert status.detail["reason"] == f"upstream {address}: no answer within 0.3 s"
+
+
+def test_stopping_while_the_tap_waits_for_the_device_is_prompt():
+    capture = Capture()
+    with device_that_does_not_answer() as address:
+        transport = open_transport("printer", tap_url(address, "&connect_timeout=30"))
+        with running(transport, capture, stop_within=0.5):
+            till = connect_when_listening(bound_address(transport))
+            capture.wait_status(OPEN)
+            # Whether or not the tap has started its 30 s connect yet, run must return within 0.5 s of stop.
+            time.sleep(0.2)
+        with till:
+            till.settimeout(5)
+            assert till.recv(10) == b""
+    assert not [s for s in capture.statuses() if s.state == OPEN and "peer" in s.detail]

@@ -87,6 +87,7 @@ class ListeningTransport(Transport):
 
     def open(self) -> None:
         self._listener = listen(self.listen_host, self.listen_port)
+        self._listener.setblocking(False)  # ready by the selector, yet gone by accept() (a reset) must not block
         self.address = self._listener.getsockname()
 
     def pump(self, sink: CaptureSink, stop: threading.Event) -> str | None:
