@@ -9,6 +9,7 @@ import os
 import select
 import socket
 
+import threading
 import time
 import tty
 
@@ -36,6 +37,15 @@ class Pty:
     def write(self, data: bytes) -> None:
         os.write(self.master, data)
 
+    def write_all(self, data: bytes) -> None:
+        """Write everything, blocking while the line is full; stops quietly when the pty is closed."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.master, view):]
+        except (OSError, TypeError):
+            pass
+
     def read_exactly(self, n: int, timeout: float = 5.0) -> bytes:
         deadline = time.monotonic() + timeout
         out = bytearray()
@@ -44,6 +54,12 @@ class Pty:
             if left <= 0 or not select.select([self.master], [], [], left)[0]:
                 raise AssertionError(f"got {len(out)} of {n} bytes: {bytes(out)!r}")
             out += os.read(self.master, n - len(out))
+        return bytes(out)
+
+    def read_available(self) -> bytes:
+        out = bytearray()
+        while select.select([self.master], [], [], 0.05)[0]:
+            out += os.read(self.master, 65536)
         return bytes(out)
 
     def nothing_pending(self, wait: float = 0.1) -> bool:
@@ -274,3 +290,23 @@ def test_a_serial_tap_reports_the_device_side_going_away(ptys):
 
 
 
+
+
+def test_a_device_that_stops_reading_blocks_only_its_own_direction_and_stop_is_still_prompt(ptys):
+    """The device sends XOFF (software flow control): the tap's writes towards it block once the line's buffer
+    is full. The device's own bytes still reach the till, and stopping cancels the blocked write."""
+    till, device = ptys(), ptys()
+    capture = Capture()
+    transport = open_transport("printer", f"tap+serial://{till.path}?device={device.path}&xonxoff=true")
+    with running(transport, capture, stop_within=0.5):
+        capture.wait_status(OPEN)
+        device.write(b"\x13")  # XOFF: the line discipline stops output towards the device
+        backlog = b"R" * 256 * 1024
+        writer = threading.Thread(target=lambda: till.write_all(backlog), daemon=True)
+        writer.start()
+        device.write(b"paper low\n")
+        assert till.read_exactly(10) == b"paper low\n"  # the other direction is not held up
+        capture.wait_data(FROM_DEVICE, 10)
+        arrived = device.read_available()
+    assert len(arrived) < len(backlog)  # the device really was holding the line
+    assert len(capture.data(TO_DEVICE)) < len(backlog)  # only what was forwarded is captured

@@ -8,6 +8,9 @@ virtual devices and tests; a plain port has no till on it). To sit between a til
 
 from __future__ import annotations
 
+import errno
+import os
+import select
 import threading
 import time
 
@@ -21,6 +24,9 @@ from bridge.transports.serial_settings import SETTINGS_KEYS, parse_settings
 #: How long one read waits before the loop looks at ``stop`` again (``interrupt`` also cancels a blocked read
 #: where pyserial can, so this only bounds the stop latency of handlers without ``cancel_read``).
 READ_TIMEOUT_S = 0.1
+
+#: A write to a full line waits this long for room before it looks at ``cancel`` again.
+WRITE_POLL_S = 0.1
 
 #: pyserial URL handlers the bridge accepts, with the handler's own query keys passed through to pyserial.
 HANDLER_KEYS = {
@@ -37,6 +43,7 @@ class SerialEndpoint:
         self.target = target
         self.settings = settings
         self.port: serial.SerialBase | None = None
+        self._cancelled = threading.Event()
         if "://" in target:
             scheme = target.partition("://")[0].lower()
             if scheme not in HANDLER_KEYS:
@@ -53,6 +60,7 @@ class SerialEndpoint:
     def open(self) -> serial.SerialBase:
         try:
             port = serial.serial_for_url(self.target, do_not_open=True, timeout=READ_TIMEOUT_S, **self.settings)
+            self._cancelled.clear()
             port.open()
         except ValueError as exc:  # a handler option pyserial rejects when it parses the URL at open time
             raise OSError(str(exc)) from exc
@@ -69,13 +77,39 @@ class SerialEndpoint:
                 data += port.read(waiting)
         return data
 
-    def cancel(self) -> None:
+    def write_all(self, data: bytes) -> None:
+        """Write every byte, waiting while the line is full (flow control, a slow device) until ``cancel``.
+
+        A local port is written here, not with pyserial's ``Serial.write``: on a full non-blocking port that one
+        retries ``EAGAIN`` in a tight loop that ``cancel_write`` cannot break (pyserial issue #280), burning a core
+        and the GIL the other direction needs. Handler ports (sockets) use pyserial's own write."""
         port = self.port
-        if port is not None and hasattr(port, "cancel_read"):
+        fd = getattr(port, "fd", None)
+        if not isinstance(fd, int):
+            port.write(data)
+            return
+        view = memoryview(data)
+        while view:
+            if self._cancelled.is_set():
+                raise OSError(errno.ECANCELED, "write cancelled")
             try:
-                port.cancel_read()
-            except Exception:  # noqa: BLE001 - closed under us, or the handler cannot cancel
+                view = view[os.write(fd, view):]
+                continue
+            except (BlockingIOError, InterruptedError):
                 pass
+            select.select([], [fd], [], WRITE_POLL_S)
+
+    def cancel(self) -> None:
+        """Make a blocked read or write return (a write can block for good on a port held by flow control)."""
+        self._cancelled.set()
+        port = self.port
+        for name in ("cancel_read", "cancel_write"):
+            cancel = getattr(port, name, None)
+            if cancel is not None:
+                try:
+                    cancel()
+                except Exception:  # noqa: BLE001 - closed under us, or the handler cannot cancel
+                    pass
 
     def close(self) -> None:
         port, self.port = self.port, None
@@ -138,8 +172,7 @@ class SerialTransport(Transport):
         if port is None:
             raise OSError(f"device {self.device!r} is not open")
         with self._write_lock:
-            port.write(data)
-            port.flush()
+            self.endpoint.write_all(data)
         if sink is not None:
             safe_chunk(sink, time.time_ns(), self.device, TO_DEVICE, bytes(data))
 

@@ -164,7 +164,7 @@ class SerialTapTransport(Transport):
 
     def _forward(self, src: SerialEndpoint, dst: SerialEndpoint, direction: str, sink: CaptureSink,
                  stop: threading.Event) -> None:
-        device, ended, out = self.device, self._ended, dst.port
+        device, ended = self.device, self._ended
         at = src
         try:
             while not (ended.is_set() or stop.is_set()):
@@ -173,7 +173,7 @@ class SerialTapTransport(Transport):
                 if data:
                     t_ns = time.time_ns()
                     at = dst
-                    out.write(data)  # forward first …
+                    dst.write_all(data)  # forward first …
                     safe_chunk(sink, t_ns, device, direction, data)  # … then the copy, guarded
         except Exception as exc:  # noqa: BLE001 - SerialException (an OSError), or a port closed under us
             if self._reason is None and not ended.is_set():
