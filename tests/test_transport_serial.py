@@ -1,6 +1,7 @@
-"""``serial://`` and pyserial's URL handlers, and ``tap+serial://``, with real parts: pyserial's ``loop://`` and
-``socket://`` handlers (the latter to a loopback server standing in for a serial device server), and pty pairs
-(``os.openpty()``) standing in for serial lines: till ⇄ pty ⇄ tap ⇄ pty ⇄ device."""
+"""``serial://`` and pyserial's URL handlers, and ``tap+serial://``, with real parts: pyserial's ``loop://``,
+``socket://`` and ``rfc2217://`` handlers (the latter two to loopback servers standing in for serial device
+servers; the RFC 2217 one is pyserial's own ``PortManager``), and pty pairs (``os.openpty()``) standing in for
+serial lines: till ⇄ pty ⇄ tap ⇄ pty ⇄ device."""
 
 from __future__ import annotations
 
@@ -310,3 +311,81 @@ def test_a_device_that_stops_reading_blocks_only_its_own_direction_and_stop_is_s
         arrived = device.read_available()
     assert len(arrived) < len(backlog)  # the device really was holding the line
     assert len(capture.data(TO_DEVICE)) < len(backlog)  # only what was forwarded is captured
+
+
+class Rfc2217Server:
+    """An RFC 2217 serial device server on loopback, built from pyserial's own ``PortManager`` in front of a
+    ``loop://`` port standing in for the device's line: what the device says is ``device.write(...)``."""
+
+    def __init__(self):
+        import serial
+        import serial.rfc2217
+
+        self.line = serial.serial_for_url("loop://", timeout=0.05)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self._rfc2217 = serial.rfc2217
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(5)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+
+        class Connection:
+            def write(self, data):
+                conn.sendall(data)
+
+        manager = self._rfc2217.PortManager(self.line, Connection())
+        conn.settimeout(0.05)
+
+        def line_to_network():
+            while not self.stopping.is_set():
+                data = self.line.read(4096)
+                if data:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b"".join(manager.escape(data)))
+
+        pusher = threading.Thread(target=line_to_network, daemon=True)
+        pusher.start()
+        while not self.stopping.is_set():
+            try:
+                data = conn.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            for byte in manager.filter(data):
+                self.line.write(byte)
+        pusher.join(5)
+        conn.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+        self.line.close()
+
+
+@pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")  # pyserial's own threads
+def test_an_rfc2217_device_server_gets_the_settings_and_its_device_is_read():
+    server = Rfc2217Server()
+    capture = Capture()
+    transport = open_transport("scale", f"rfc2217://127.0.0.1:{server.port}?baudrate=19200&bytesize=7&parity=E")
+    try:
+        with running(transport, capture):
+            capture.wait_status(OPEN, timeout=10)
+            # the settings travelled over RFC 2217 and were applied to the server's port
+            assert (server.line.baudrate, server.line.bytesize, server.line.parity) == (19200, 7, "E")
+            server.line.write(b"\x0200.512kg\x03")
+            assert capture.wait_data(FROM_DEVICE, 10) == b"\x0200.512kg\x03"
+    finally:
+        server.close()

@@ -129,7 +129,7 @@ class Waker:
         self.fired.set()
         try:
             self._w.send(b"\0")
-        except OSError:  # full (already woken) or closed
+        except (OSError, ValueError):  # full (already woken) or closed
             pass
 
     def drain(self) -> None:

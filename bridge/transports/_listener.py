@@ -17,7 +17,7 @@ from bridge.transports.base import Transport
 
 #: The accept loop also looks at ``stop`` this often, in case nobody calls ``interrupt`` (a safety net only:
 #: ``interrupt`` wakes it at once).
-POLL_S = 0.5
+POLL_S = 0.25
 #: How long ``release`` waits for a connection's threads after shutting its sockets down.
 JOIN_S = 1.0
 #: Bytes per ``recv``: large enough for tens of MB/s through a tap, one syscall per burst at till rates.
@@ -78,7 +78,7 @@ class ListeningTransport(Transport):
     def __init__(self, device: str, url: str):
         super().__init__(device, url)
         self._listener: socket.socket | None = None
-        self._waker = Waker()
+        self._waker: Waker | None = None  # made by open, closed by release
         self._sessions: set[Session] = set()
         self._sessions_lock = threading.Lock()
         self.address: tuple | None = None  # the bound address once open (the real port when the URL says 0)
@@ -86,6 +86,7 @@ class ListeningTransport(Transport):
     # ---------------------------------------------------------------- Transport hooks
 
     def open(self) -> None:
+        self._waker = Waker()
         self._listener = listen(self.listen_host, self.listen_port)
         self._listener.setblocking(False)  # ready by the selector, yet gone by accept() (a reset) must not block
         self.address = self._listener.getsockname()
@@ -117,6 +118,9 @@ class ListeningTransport(Transport):
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
         with self._sessions_lock:
             sessions = list(self._sessions)
         for session in sessions:
@@ -127,7 +131,9 @@ class ListeningTransport(Transport):
                     t.join(JOIN_S)
 
     def interrupt(self) -> None:
-        self._waker.wake()
+        waker = self._waker
+        if waker is not None:
+            waker.wake()
         with self._sessions_lock:
             sessions = list(self._sessions)
         for session in sessions:
