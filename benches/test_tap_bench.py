@@ -23,6 +23,8 @@ import pytest
 
 from bridge.capture import CaptureQueue
 from bridge.transports import open_transport
+from protocols import Decoder
+from protocols.events import envelope, iter_bodies, pack
 
 MIB = 1 << 20
 
@@ -128,9 +130,12 @@ class Peer:
 
 
 class RunningTap:
-    """A tap+tcp in its thread, and a consumer draining its queue the way the pipeline does."""
+    """A tap+tcp in its thread, and a consumer draining its queue the way the pipeline does: with
+    ``decode=True`` it also decodes every chunk (native ESC/POS decoder), wraps the events in envelopes and packs
+    them, the Python work the real pipeline does per chunk (without the outbox's SQLite commit)."""
 
-    def __init__(self, upstream_port: int):
+    def __init__(self, upstream_port: int, decode: bool = False):
+        self.decode = decode
         self.queue = CaptureQueue()
         self.transport = open_transport("bench", f"tap+tcp://127.0.0.1:0?upstream=127.0.0.1:{upstream_port}")
         self.stop = threading.Event()
@@ -146,11 +151,17 @@ class RunningTap:
         self.captured = 0
 
     def _drain(self) -> None:
+        decoders = {d: Decoder("escpos", d, backend="native") for d in ("to_device", "from_device")}
+        seq = 0
         while not self.stop.is_set():
             for item in self.queue.get_batch(0.1):
                 data = getattr(item, "data", None)
                 if isinstance(data, bytes):
                     self.captured += len(data)
+                    if self.decode:
+                        for body in iter_bodies(decoders[item.direction].feed(data)):
+                            seq += 1
+                            pack(envelope("pos://bench/printer", seq, item.t_ns, body))
 
     def close(self) -> None:
         self.stop.set()
@@ -200,14 +211,18 @@ def _busy(stop: threading.Event) -> None:
             x += i * i
 
 
-@pytest.mark.parametrize("load", ["idle", "busy-5ms", "busy-0.5ms"])
+@pytest.mark.parametrize("load", ["idle", "pipeline", "busy-5ms", "busy-0.5ms"])
 def test_tap_added_latency(measure, results, peer, load, capsys):
+    """A 48-byte ESC/POS frame every 5 ms, echoed by the device: round-trip straight to the device and through
+    the tap; the difference is what the tap adds (it is crossed twice). Loads in this process: none; the
+    pipeline's per-chunk Python work on the tap's copies; a pure-Python busy thread at switch interval 5 ms and
+    0.5 ms."""
     frames = 40 if results.quick else 400
-    tap = RunningTap(peer.echo_port)
+    tap = RunningTap(peer.echo_port, decode=(load == "pipeline"))
     busy_stop = threading.Event()
     old_interval = sys.getswitchinterval()
     busy = None
-    if load != "idle":
+    if load.startswith("busy"):
         sys.setswitchinterval(0.005 if load == "busy-5ms" else 0.0005)
         busy = threading.Thread(target=_busy, args=(busy_stop,), daemon=True)
         busy.start()
