@@ -117,6 +117,27 @@ def scanner_labels(data: bytes) -> list[str]:
     return [e["data"]["label"] for e in dec.events(data) + dec.close_events() if e["type"] == "scanner.data"]
 
 
+def wait_until_forwarding_is_held_up(capture: Capture, quiet_s: float = 0.3, timeout: float = 10.0) -> None:
+    """Poll until the captured ``to_device`` bytes stop growing for ``quiet_s`` (the tap's write is blocked)."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        capture.drain(0.02)
+        n = len(capture.data(TO_DEVICE))
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+    raise AssertionError("the tap's writes towards the device never stopped")
+
+
+def cpu_seconds_over(window_s: float) -> float:
+    """CPU time this process (every thread) uses in ``window_s`` of wall time."""
+    t0 = time.process_time()
+    time.sleep(window_s)
+    return time.process_time() - t0
+
+
 # ------------------------------------------------------------------------------------------------ plain serial
 
 
@@ -305,6 +326,8 @@ def test_a_device_that_stops_reading_blocks_only_its_own_direction_and_stop_is_s
         backlog = b"R" * 256 * 1024
         writer = threading.Thread(target=lambda: till.write_all(backlog), daemon=True)
         writer.start()
+        wait_until_forwarding_is_held_up(capture)
+        assert cpu_seconds_over(0.5) < 0.25  # waiting for room, not spinning on EAGAIN
         device.write(b"paper low\n")
         assert till.read_exactly(10) == b"paper low\n"  # the other direction is not held up
         capture.wait_data(FROM_DEVICE, 10)
@@ -389,3 +412,28 @@ def test_an_rfc2217_device_server_gets_the_settings_and_its_device_is_read():
             assert capture.wait_data(FROM_DEVICE, 10) == b"\x0200.512kg\x03"
     finally:
         server.close()
+
+
+def test_a_device_server_that_stops_reading_blocks_only_its_own_direction_and_stop_is_still_prompt(ptys):
+    """The same through ``socket://``: the serial device server accepts, then reads nothing; the tap's writes
+    towards it block once the socket buffers are full. The device's own bytes still reach the till."""
+    till = ptys()
+    device = PushingDevice()
+    capture = Capture()
+    transport = open_transport("printer", f"tap+serial://{till.path}?device=socket://127.0.0.1:{device.port}")
+    try:
+        with running(transport, capture, stop_within=0.5):
+            conn = device.accept()
+            capture.wait_status(OPEN)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            backlog = b"R" * (8 * 1024 * 1024)
+            writer = threading.Thread(target=lambda: till.write_all(backlog), daemon=True)
+            writer.start()
+            wait_until_forwarding_is_held_up(capture)
+            assert cpu_seconds_over(0.5) < 0.25  # waiting for room, not spinning on EAGAIN
+            conn.sendall(b"paper low\n")
+            assert till.read_exactly(10) == b"paper low\n"  # the other direction is not held up
+            capture.wait_data(FROM_DEVICE, 10)
+        assert len(capture.data(TO_DEVICE)) < len(backlog)  # the till's bytes were held up, not dropped
+    finally:
+        device.close()

@@ -44,6 +44,7 @@ class SerialEndpoint:
         self.settings = settings
         self.port: serial.SerialBase | None = None
         self._cancelled = threading.Event()
+        self._raw_fd: int | None = None  # where write_all writes itself (see there)
         if "://" in target:
             scheme = target.partition("://")[0].lower()
             if scheme not in HANDLER_KEYS:
@@ -64,6 +65,8 @@ class SerialEndpoint:
             port.open()
         except ValueError as exc:  # a handler option pyserial rejects when it parses the URL at open time
             raise OSError(str(exc)) from exc
+        scheme = self.target.partition("://")[0].lower() if "://" in self.target else ""
+        self._raw_fd = port.fd if scheme == "" else port.fileno() if scheme == "socket" else None
         self.port = port
         return port
 
@@ -80,12 +83,13 @@ class SerialEndpoint:
     def write_all(self, data: bytes) -> None:
         """Write every byte, waiting while the line is full (flow control, a slow device) until ``cancel``.
 
-        A local port is written here, not with pyserial's ``Serial.write``: on a full non-blocking port that one
-        retries ``EAGAIN`` in a tight loop that ``cancel_write`` cannot break (pyserial issue #280), burning a core
-        and the GIL the other direction needs. Handler ports (sockets) use pyserial's own write."""
+        A local port and a ``socket://`` port are written here, not with pyserial's ``write``: on a full
+        non-blocking descriptor that one retries ``EAGAIN`` in a tight loop that ``cancel_write`` cannot break
+        (pyserial issue #280), burning a core and the GIL the other direction needs. ``rfc2217://`` (which escapes
+        what it writes) and ``loop://`` (which never blocks) use pyserial's own write."""
         port = self.port
-        fd = getattr(port, "fd", None)
-        if not isinstance(fd, int):
+        fd = self._raw_fd
+        if fd is None:
             port.write(data)
             return
         view = memoryview(data)
@@ -112,6 +116,7 @@ class SerialEndpoint:
                     pass
 
     def close(self) -> None:
+        self._raw_fd = None
         port, self.port = self.port, None
         if port is not None:
             try:
