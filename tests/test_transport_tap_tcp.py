@@ -377,3 +377,24 @@ def test_stopping_while_the_tap_waits_for_the_device_is_prompt():
             till.settimeout(5)
             assert till.recv(10) == b""
     assert not [s for s in capture.statuses() if s.state == OPEN and "peer" in s.detail]
+
+
+def test_back_to_back_receipts_through_the_tap_decode_in_order(printer_server):
+    """A new connection per receipt, as fast as python-escpos can: the device gets each receipt on its own
+    connection, and the captured stream holds the receipts whole and in order (copies never interleave)."""
+    capture = Capture()
+    transport = open_transport("printer", tap_url(printer_server.address))
+    texts = [f"receipt {i}" for i in range(20)]
+    with running(transport, capture):
+        port = bound_address(transport)[1]
+        for text in texts:
+            printer = escpos_printer.Network("127.0.0.1", port=port, timeout=5, profile=PROFILE)
+            with contextlib.redirect_stdout(io.StringIO()):
+                printer.text(text + "\n")
+                printer.cut()
+            printer.close()
+        capture.wait_status(CLOSED, count=len(texts), peer=...)
+    events = decode(capture.data(TO_DEVICE), TO_DEVICE)
+    assert [e["data"]["text"] for e in events if e["type"] == "printer.line"] == texts
+    assert types(events).count("printer.cut") == len(texts)
+    assert printer_server.received() == capture.data(TO_DEVICE)

@@ -79,19 +79,44 @@ def test_status_says_listening_then_each_connection_with_its_peer():
     assert lines == ["first", "second", "third"]
 
 
-def test_several_tills_may_be_connected_at_once():
+def test_several_tills_may_be_connected_at_once_and_their_bytes_never_interleave():
+    """Both connections are served at once, but the pipeline has one decoder per device: the second
+    connection's bytes are handed over only once the first connection has ended, so the streams never mix."""
     capture = Capture()
     transport = open_transport("printer", "tcp-listen://127.0.0.1:0")
     with running(transport, capture):
         address = bound_address(transport)
         a = connect_when_listening(address)
+        capture.wait_status(OPEN, peer=...)
         b = connect_when_listening(address)
         with a, b:
-            capture.wait_status(OPEN, count=2, peer=...)
             b.sendall(b"B" * 10)
-            a.sendall(b"A" * 10)
-            captured = capture.wait_data(TO_DEVICE, 20)
-    assert sorted(captured) == sorted(b"A" * 10 + b"B" * 10)
+            a.sendall(b"A" * 5)
+            assert capture.wait_data(TO_DEVICE, 5) == b"A" * 5
+            a.sendall(b"A" * 5)
+            assert capture.wait_data(TO_DEVICE, 10) == b"A" * 10
+            a.close()
+            assert capture.wait_data(TO_DEVICE, 20) == b"A" * 10 + b"B" * 10
+        capture.wait_status(CLOSED, count=2, peer=...)
+    per_peer = [(s.state, s.detail["peer"]) for s in capture.statuses() if "peer" in s.detail]
+    first, second = per_peer[0][1], per_peer[2][1]
+    assert per_peer == [(OPEN, first), (CLOSED, first), (OPEN, second), (CLOSED, second)]
+
+
+def test_back_to_back_receipts_decode_in_order():
+    """python-escpos style, as fast as the client can: a new connection per receipt, each closed right after its
+    last byte. Every receipt decodes whole and in the order it was printed."""
+    capture = Capture()
+    transport = open_transport("printer", "tcp-listen://127.0.0.1:0")
+    texts = [f"receipt {i}" for i in range(20)]
+    with running(transport, capture):
+        port = bound_address(transport)[1]
+        for text in texts:
+            print_receipt(port, text)
+        capture.wait_status(CLOSED, count=len(texts), peer=...)
+    events = decoded(capture.data(TO_DEVICE))
+    assert [e["data"]["text"] for e in of_type(events, "printer.line")] == texts
+    assert len(of_type(events, "printer.cut")) == len(texts)
 
 
 def test_stop_closes_a_connected_till_and_returns_promptly():
@@ -136,3 +161,21 @@ def recv_exactly_or_eof(sock: socket.socket) -> bytes:
 
 
 
+
+
+def test_connections_past_the_limit_are_closed_and_reported():
+    capture = Capture()
+    transport = open_transport("printer", "tcp-listen://127.0.0.1:0")
+    transport.max_connections = 1
+    with running(transport, capture):
+        address = bound_address(transport)
+        with connect_when_listening(address) as first:
+            capture.wait_status(OPEN, peer=...)
+            with connect_when_listening(address) as second:
+                second.settimeout(5)
+                assert recv_exactly_or_eof(second) == b""
+                refused = capture.wait_status(CLOSED, peer=...)[0]
+                assert refused.detail["reason"] == "refused: 1 connections are already open"
+                assert refused.detail["peer"] == "127.0.0.1:%d" % second.getsockname()[1]
+            first.sendall(b"\x1b@")
+            assert capture.wait_data(TO_DEVICE, 2) == b"\x1b@"

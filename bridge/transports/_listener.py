@@ -3,23 +3,37 @@ wake, and a thread per connection (``Session``) so one slow or stuck till never 
 
 ``device.status`` without ``peer`` is about the transport (listening or not); with ``peer`` it is about that one
 connection (``open`` when it is accepted, ``closed`` with a ``reason`` when it ends).
+
+**Connection order.** The pipeline has one decoder per device and direction, so the copies of several
+connections must not interleave: a till that connects once per receipt may open the next connection while the
+bridge's thread for the last one has not yet handed over its final bytes. Copies (and ``peer`` statuses) of a
+connection therefore reach the sink only once every connection accepted before it has ended; until then they
+are held (up to ``HELD_MAX_BYTES`` per connection). Only the *copies* wait: forwarding never does.
 """
 
 from __future__ import annotations
 
+import logging
 import selectors
 import socket
 import threading
+import time
 
-from bridge.capture import CaptureSink
-from bridge.transports._common import Waker, listen, peer_name
+from bridge.capture import CLOSED, CaptureSink
+from bridge.transports._common import Waker, listen, peer_name, safe_chunk, safe_status
 from bridge.transports.base import Transport
 
 #: The accept loop also looks at ``stop`` this often, in case nobody calls ``interrupt`` (a safety net only:
 #: ``interrupt`` wakes it at once).
 POLL_S = 0.25
+#: Connections served at once per listening transport (a till has a handful; more is a misbehaving client, and
+#: each costs one or two threads). Past it a new connection is closed at once and reported.
+MAX_CONNECTIONS = 32
 #: How long ``release`` waits for a connection's threads after shutting its sockets down.
 JOIN_S = 1.0
+#: Copies held per connection while an earlier connection is still open (module docstring); past it the copies
+#: are dropped (logged), never the traffic.
+HELD_MAX_BYTES = 4 * 1024 * 1024
 #: Bytes per ``recv``: large enough for tens of MB/s through a tap, one syscall per burst at till rates.
 RECV_BYTES = 256 * 1024
 
@@ -34,6 +48,10 @@ class Session:
         self.reason: str | None = None
         self._lock = threading.Lock()
         self._running = 0
+        self.ended = False
+        self.held: list[tuple] = []  # ("chunk", t_ns, direction, data) / ("status", t_ns, state, detail)
+        self.held_bytes = 0
+        self.dropped_bytes = 0
 
     def note(self, reason: str) -> None:
         with self._lock:
@@ -74,12 +92,13 @@ class ListeningTransport(Transport):
 
     listen_host: str
     listen_port: int
+    max_connections: int = MAX_CONNECTIONS
 
     def __init__(self, device: str, url: str):
         super().__init__(device, url)
         self._listener: socket.socket | None = None
         self._waker: Waker | None = None  # made by open, closed by release
-        self._sessions: set[Session] = set()
+        self._sessions: list[Session] = []  # in accept order, until they have ended and been flushed
         self._sessions_lock = threading.Lock()
         self.address: tuple | None = None  # the bound address once open (the real port when the URL says 0)
 
@@ -107,6 +126,11 @@ class ListeningTransport(Transport):
                     try:
                         conn, addr = listener.accept()
                     except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                        continue
+                    if self.live_sessions() >= self.max_connections:
+                        conn.close()
+                        safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer_name(addr),
+                                    reason=f"refused: {self.max_connections} connections are already open")
                         continue
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     reason = self.accepted(conn, peer_name(addr), sink, stop)
@@ -146,12 +170,55 @@ class ListeningTransport(Transport):
 
     def add_session(self, session: Session) -> None:
         with self._sessions_lock:
-            self._sessions.add(session)
+            self._sessions.append(session)
 
-    def remove_session(self, session: Session) -> None:
+    def capture(self, session: Session, sink: CaptureSink, t_ns: int, direction: str, data: bytes) -> None:
+        """Hand a copy to the sink in connection order (module docstring); never blocks on the sink."""
         with self._sessions_lock:
-            self._sessions.discard(session)
+            if self._sessions and self._sessions[0] is session:
+                safe_chunk(sink, t_ns, self.device, direction, data)
+            elif session.held_bytes + len(data) <= HELD_MAX_BYTES:
+                session.held.append(("chunk", t_ns, direction, data))
+                session.held_bytes += len(data)
+            else:
+                if not session.dropped_bytes:
+                    log.warning("device %s: connection %s sends while an earlier one is open; its copies past "
+                                "%d bytes are dropped (the traffic is not)", self.device, session.peer,
+                                HELD_MAX_BYTES)
+                session.dropped_bytes += len(data)
+
+    def session_status(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
+        """A ``peer`` status, in connection order like the copies."""
+        with self._sessions_lock:
+            if session in self._sessions and self._sessions[0] is not session:
+                session.held.append(("status", time.time_ns(), state, detail))
+                return
+        safe_status(sink, self.device, state, **detail)
+
+    def end_session(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
+        """The session is over: its ``closed`` status, then the copies of the next connections come through."""
+        self.session_status(session, sink, state, **detail)
+        with self._sessions_lock:
+            session.ended = True
+            while self._sessions and self._sessions[0].ended:
+                self._flush(self._sessions.pop(0), sink)
+            if self._sessions:
+                self._flush(self._sessions[0], sink)
+
+    def _flush(self, session: Session, sink: CaptureSink) -> None:
+        held, session.held, session.held_bytes = session.held, [], 0
+        for kind, t_ns, a, b in held:
+            if kind == "chunk":
+                safe_chunk(sink, t_ns, self.device, a, b)
+            else:
+                try:
+                    sink.status(t_ns, self.device, a, **b)
+                except Exception:  # noqa: BLE001 - the sink must not raise; it changes nothing here
+                    log.exception("device %s: the capture sink raised on a status", self.device)
 
     def live_sessions(self) -> int:
         with self._sessions_lock:
-            return len(self._sessions)
+            return sum(1 for s in self._sessions if not s.ended)
+
+
+log = logging.getLogger("tillwire.transports")

@@ -67,17 +67,16 @@ class TcpTapTransport(ListeningTransport):
             return reason if self.live_sessions() == 0 else None
         session = Session(peer, [conn, up])
         self.add_session(session)
-        safe_status(sink, self.device, OPEN, transport=self.describe(), peer=peer, upstream=upstream_name)
+        self.session_status(session, sink, OPEN, transport=self.describe(), peer=peer, upstream=upstream_name)
 
         def finish() -> None:
             if session.thread_done():
                 session.close()
-                self.remove_session(session)
-                safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer,
-                            reason="stopped" if stop.is_set() else session.reason)
+                self.end_session(session, sink, CLOSED, transport=self.describe(), peer=peer,
+                                 reason="stopped" if stop.is_set() else session.reason)
 
         def forward(src: socket.socket, dst: socket.socket, direction: str, side: str, other: str) -> None:
-            device, chunk = self.device, safe_chunk
+            capture = self.capture
             try:
                 while True:
                     data = src.recv(RECV_BYTES)
@@ -95,7 +94,7 @@ class TcpTapTransport(ListeningTransport):
                         session.note(f"{other}: {exc.strerror or exc}")
                         session.shutdown()
                         break
-                    chunk(sink, t_ns, device, direction, data)  # … then the copy, guarded
+                    capture(session, sink, t_ns, direction, data)  # … then the copy, guarded, in order
             except OSError as exc:
                 session.note(f"{side}: {exc.strerror or exc}")
                 session.shutdown()

@@ -2,7 +2,8 @@
 20007). Every byte a till sends is ``to_device``.
 
 Several connections are served at once, each by its own thread: a till that opens a connection per receipt
-(python-escpos does) may open the next before the bridge has seen the last one close. ``device.status`` is
+(python-escpos does) may open the next before the bridge has seen the last one close. Their bytes reach the sink
+in connection order, never interleaved (``_listener``). ``device.status`` is
 ``open`` (no ``peer``) while the port listens, ``open`` with ``peer`` when a till connects and ``closed`` with
 ``peer`` and ``reason`` when that connection ends. Answering the till (``reply=``) is issue 7 (virtual devices).
 """
@@ -14,7 +15,7 @@ import threading
 import time
 
 from bridge.capture import CLOSED, OPEN, TO_DEVICE, CaptureSink
-from bridge.transports._common import UrlCheck, safe_chunk, safe_status
+from bridge.transports._common import UrlCheck
 from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
 
 
@@ -40,22 +41,22 @@ class TcpListenTransport(ListeningTransport):
     def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
         session = Session(peer, [conn])
         self.add_session(session)
-        safe_status(sink, self.device, OPEN, transport=self.describe(), peer=peer)
+        self.session_status(session, sink, OPEN, transport=self.describe(), peer=peer)
 
         def read() -> None:
+            capture, device = self.capture, self.device
             try:
                 while True:
                     data = conn.recv(RECV_BYTES)
                     if not data:
                         session.note("stopped" if stop.is_set() else "the till closed the connection")
                         break
-                    safe_chunk(sink, time.time_ns(), self.device, TO_DEVICE, data)
+                    capture(session, sink, time.time_ns(), TO_DEVICE, data)
             except OSError as exc:
                 session.note("stopped" if stop.is_set() else (exc.strerror or str(exc)))
             finally:
                 session.close()
-                self.remove_session(session)
-                safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer, reason=session.reason)
+                self.end_session(session, sink, CLOSED, transport=self.describe(), peer=peer, reason=session.reason)
 
         session.start([read])
         return None
