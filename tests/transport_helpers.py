@@ -63,6 +63,8 @@ class Capture:
         return self.data(direction)
 
     def wait_status(self, state: str, count: int = 1, timeout: float = WAIT_S, **match) -> list[Status]:
+        """The first ``count`` statuses in ``state`` whose detail matches: ``key=value`` must be equal,
+        ``key=...`` must be present (``peer=...``: a connection's status)."""
         def found(c):
             hits = [s for s in c.statuses() if s.state == state
                     and all(s.detail.get(k) == v if v is not ... else k in s.detail for k, v in match.items())]
