@@ -20,6 +20,9 @@ from bridge.capture import CLOSED, FROM_DEVICE, OPEN, TO_DEVICE
 from bridge.transports import open_transport
 from protocols import Decoder
 from transport_helpers import Capture, DeviceServer, running
+from transport_helpers import no_thread_leaks  # noqa: F401 - a fixture, used through pytestmark
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 LABELS = [b"4006381333931", b"96385074", b"036000291452"]
 

@@ -19,6 +19,9 @@ from bridge.transports import open_transport
 from protocols import Decoder
 from transport_helpers import (Capture, DeviceServer, bound_address, connect_when_listening, recv_exactly,
                                running)
+from transport_helpers import no_thread_leaks  # noqa: F401 - a fixture, used through pytestmark
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 escpos_printer = pytest.importorskip("escpos.printer", reason="python-escpos (dev extra) is not installed")
 from escpos.constants import RT_STATUS_ONLINE  # noqa: E402

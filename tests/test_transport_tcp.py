@@ -15,6 +15,9 @@ from bridge.capture import CLOSED, OPEN, TO_DEVICE
 from bridge.transports import open_transport
 from protocols import Decoder
 from transport_helpers import Capture, bound_address, connect_when_listening, running
+from transport_helpers import no_thread_leaks  # noqa: F401 - a fixture, used through pytestmark
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 escpos_printer = pytest.importorskip("escpos.printer", reason="python-escpos (dev extra) is not installed")
 

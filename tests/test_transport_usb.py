@@ -11,6 +11,9 @@ from bridge.capture import CLOSED, FROM_DEVICE, OPEN, TO_DEVICE
 from bridge.transports import TransportConfigError, open_transport
 from protocols import Decoder
 from transport_helpers import Capture, MemoryUsbBackend, running
+from transport_helpers import no_thread_leaks  # noqa: F401 - a fixture, used through pytestmark
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 URL = "usb://04b8:0202?interface=0"
 

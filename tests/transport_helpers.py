@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 
+import pytest
 import usb.backend
 import usb.core
 
@@ -80,6 +81,22 @@ class Capture:
             else:
                 parts.append(f"{item.direction} {item.data[:40]!r}")
         return "; ".join(parts) or "nothing"
+
+
+@pytest.fixture
+def no_thread_leaks():
+    """After the test, every transport thread (``tillwire-*``, the ``run`` thread) has ended."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()
+                and (t.name.startswith("tillwire-") or t.name == "transport-under-test")]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"threads still running after the test: {left}")
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
