@@ -1,0 +1,224 @@
+"""The accept loop shared by ``tcp-listen://`` and ``tap+tcp://``: a listening socket, a selector that a stop can
+wake, and a thread per connection (``Session``) so one slow or stuck till never holds up another.
+
+``device.status`` without ``peer`` is about the transport (listening or not); with ``peer`` it is about that one
+connection (``open`` when it is accepted, ``closed`` with a ``reason`` when it ends).
+
+**Connection order.** The pipeline has one decoder per device and direction, so the copies of several
+connections must not interleave: a till that connects once per receipt may open the next connection while the
+bridge's thread for the last one has not yet handed over its final bytes. Copies (and ``peer`` statuses) of a
+connection therefore reach the sink only once every connection accepted before it has ended; until then they
+are held (up to ``HELD_MAX_BYTES`` per connection). Only the *copies* wait: forwarding never does.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+import time
+
+from bridge.capture import CLOSED, CaptureSink
+from bridge.transports._common import Waker, listen, peer_name, safe_chunk, safe_status
+from bridge.transports.base import Transport
+
+#: The accept loop also looks at ``stop`` this often, in case nobody calls ``interrupt`` (a safety net only:
+#: ``interrupt`` wakes it at once).
+POLL_S = 0.25
+#: Connections served at once per listening transport (a till has a handful; more is a misbehaving client, and
+#: each costs one or two threads). Past it a new connection is closed at once and reported.
+MAX_CONNECTIONS = 32
+#: How long ``release`` waits for a connection's threads after shutting its sockets down.
+JOIN_S = 1.0
+#: Copies held per connection while an earlier connection is still open (module docstring); past it the copies
+#: are dropped (logged), never the traffic.
+HELD_MAX_BYTES = 4 * 1024 * 1024
+#: Bytes per ``recv``: large enough for tens of MB/s through a tap, one syscall per burst at till rates.
+RECV_BYTES = 256 * 1024
+
+
+class Session:
+    """One accepted connection: its sockets, its threads, and which end closed first."""
+
+    def __init__(self, peer: str, sockets: list[socket.socket]):
+        self.peer = peer
+        self.sockets = sockets
+        self.threads: list[threading.Thread] = []
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+        self._running = 0
+        self.ended = False
+        self.held: list[tuple] = []  # ("chunk", t_ns, direction, data) / ("status", t_ns, state, detail)
+        self.held_bytes = 0
+        self.dropped_bytes = 0
+
+    def note(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+
+    def start(self, targets) -> None:
+        self._running = len(targets)
+        for target in targets:
+            t = threading.Thread(target=target, name=f"tillwire-{self.peer}", daemon=True)
+            self.threads.append(t)
+        for t in self.threads:
+            t.start()
+
+    def thread_done(self) -> bool:
+        """Called by each thread as it ends; True for the last one (which closes the session)."""
+        with self._lock:
+            self._running -= 1
+            return self._running == 0
+
+    def shutdown(self) -> None:
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class ListeningTransport(Transport):
+    """Binds ``self.listen_host:self.listen_port`` in ``open``; ``accepted`` handles each connection."""
+
+    listen_host: str
+    listen_port: int
+    max_connections: int = MAX_CONNECTIONS
+
+    def __init__(self, device: str, url: str):
+        super().__init__(device, url)
+        self._listener: socket.socket | None = None
+        self._waker: Waker | None = None  # made by open, closed by release
+        self._sessions: list[Session] = []  # in accept order, until they have ended and been flushed
+        self._sessions_lock = threading.Lock()
+        self.address: tuple | None = None  # the bound address once open (the real port when the URL says 0)
+
+    # ---------------------------------------------------------------- Transport hooks
+
+    def open(self) -> None:
+        self._waker = Waker()
+        self._listener = listen(self.listen_host, self.listen_port)
+        self._listener.setblocking(False)  # ready by the selector, yet gone by accept() (a reset) must not block
+        self.address = self._listener.getsockname()
+
+    def pump(self, sink: CaptureSink, stop: threading.Event) -> str | None:
+        listener = self._listener
+        self._waker.fired.clear()
+        with selectors.DefaultSelector() as sel:
+            sel.register(listener, selectors.EVENT_READ, "accept")
+            sel.register(self._waker, selectors.EVENT_READ, "wake")
+            while not stop.is_set():
+                for key, _ in sel.select(POLL_S):
+                    if key.data == "wake":
+                        self._waker.drain()
+                        continue
+                    if stop.is_set():
+                        break
+                    try:
+                        conn, addr = listener.accept()
+                    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                        continue
+                    if self.live_sessions() >= self.max_connections:
+                        conn.close()
+                        safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer_name(addr),
+                                    reason=f"refused: {self.max_connections} connections are already open")
+                        continue
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    reason = self.accepted(conn, peer_name(addr), sink, stop)
+                    if reason:
+                        return reason
+        return None
+
+    def release(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.shutdown()
+        for session in sessions:
+            for t in session.threads:
+                if t is not threading.current_thread():
+                    t.join(JOIN_S)
+
+    def interrupt(self) -> None:
+        waker = self._waker
+        if waker is not None:
+            waker.wake()
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.shutdown()
+
+    # ---------------------------------------------------------------- for subclasses
+
+    def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
+        raise NotImplementedError
+
+    def add_session(self, session: Session) -> None:
+        with self._sessions_lock:
+            self._sessions.append(session)
+
+    def capture(self, session: Session, sink: CaptureSink, t_ns: int, direction: str, data: bytes) -> None:
+        """Hand a copy to the sink in connection order (module docstring); never blocks on the sink."""
+        with self._sessions_lock:
+            if self._sessions and self._sessions[0] is session:
+                safe_chunk(sink, t_ns, self.device, direction, data)
+            elif session.held_bytes + len(data) <= HELD_MAX_BYTES:
+                session.held.append(("chunk", t_ns, direction, data))
+                session.held_bytes += len(data)
+            else:
+                if not session.dropped_bytes:
+                    log.warning("device %s: connection %s sends while an earlier one is open; its copies past "
+                                "%d bytes are dropped (the traffic is not)", self.device, session.peer,
+                                HELD_MAX_BYTES)
+                session.dropped_bytes += len(data)
+
+    def session_status(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
+        """A ``peer`` status, in connection order like the copies."""
+        with self._sessions_lock:
+            if session in self._sessions and self._sessions[0] is not session:
+                session.held.append(("status", time.time_ns(), state, detail))
+                return
+        safe_status(sink, self.device, state, **detail)
+
+    def end_session(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
+        """The session is over: its ``closed`` status, then the copies of the next connections come through."""
+        self.session_status(session, sink, state, **detail)
+        with self._sessions_lock:
+            session.ended = True
+            while self._sessions and self._sessions[0].ended:
+                self._flush(self._sessions.pop(0), sink)
+            if self._sessions:
+                self._flush(self._sessions[0], sink)
+
+    def _flush(self, session: Session, sink: CaptureSink) -> None:
+        held, session.held, session.held_bytes = session.held, [], 0
+        for kind, t_ns, a, b in held:
+            if kind == "chunk":
+                safe_chunk(sink, t_ns, self.device, a, b)
+            else:
+                try:
+                    sink.status(t_ns, self.device, a, **b)
+                except Exception:  # noqa: BLE001 - the sink must not raise; it changes nothing here
+                    log.exception("device %s: the capture sink raised on a status", self.device)
+
+    def live_sessions(self) -> int:
+        with self._sessions_lock:
+            return sum(1 for s in self._sessions if not s.ended)
+
+
+log = logging.getLogger("tillwire.transports")
