@@ -3,15 +3,18 @@ at random moments loses no committed event; seq continues across restarts and is
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 
-from bridge_helpers import PREFIX, free_port, high_water, rows, start_bridge, stop, wait_for, wait_port, \
+from bridge_helpers import PREFIX, ROOT, free_port, high_water, rows, start_bridge, stop, wait_for, wait_port, \
     write_config
 
 PRINTER = PREFIX + "printer"
@@ -50,6 +53,31 @@ def test_a_till_prints_over_tcp_and_sigterm_drains(tmp_path):
     assert states[0] == "open" and states[-1] == "closed"
     assert all(e["ts"] > 0 for e in events)
     assert "summary" in out and "stored" in out
+
+
+def test_the_feed_serves_what_the_bridge_stores(tmp_path):
+    port, feed_port = free_port(), free_port()
+    cfg = printer_config(tmp_path, port)
+    cfg.write_text(cfg.read_text().replace("enabled = false", f'enabled = true\nlisten = "127.0.0.1:{feed_port}"'))
+    proc = start_bridge(cfg, "--quiet")
+    try:
+        wait_port(port, proc)
+        with socket.create_connection(("127.0.0.1", port)) as till:
+            till.sendall(b"\x1b@Thank you\n")
+            wait_for(lambda: "Thank you" in lines_of(tmp_path / "outbox.sqlite"), what="the line stored")
+        tail = subprocess.run([sys.executable, "-m", "bridge.cli", "tail", "--url", f"http://127.0.0.1:{feed_port}",
+                               "--format", "jsonl", "--type", "printer.*", "-n", "10"],
+                              capture_output=True, timeout=30, cwd=ROOT)
+        code, out, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    assert f"http://127.0.0.1:{feed_port}" in out  # the start-up line names the feed
+    assert tail.returncode == 0, tail.stderr
+    events = [json.loads(line) for line in tail.stdout.decode().splitlines()]
+    assert [(e["src"], e["type"]) for e in events] == [(PRINTER, "printer.init"), (PRINTER, "printer.line")]
+    assert events[1]["data"]["text"] == "Thank you" and events[1]["seq"] > 0
 
 
 def test_seq_continues_across_restarts(tmp_path):

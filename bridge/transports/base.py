@@ -5,7 +5,8 @@ reports ``device.status`` on every change, and reopens with exponential backoff 
 error never raises out of ``run``; a *configuration* error (a bad URL) raises ``TransportConfigError`` from the
 constructor, before anything starts, with one line naming the device and what to fix.
 
-Subclasses implement ``open()`` (raise ``OSError`` when the device is not there), ``pump(sink, stop)`` (read
+Subclasses implement ``open()`` (raise ``OSError`` when the device is not there; any other exception is a bug,
+reported as ``internal error …`` in ``device.status`` and retried like a missing device), ``pump(sink, stop)`` (read
 until the device is gone or ``stop`` is set; return ``None``, or a reason string), ``release()`` (close what
 ``open`` opened; idempotent) and, when ``pump`` can block, ``interrupt()`` (make a blocked ``pump`` return soon;
 called from another thread after ``stop`` is set). A transport whose source ends for good (a replay at the end
@@ -100,7 +101,7 @@ class Transport:
         while not stop.is_set():
             try:
                 self.open()
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - OSError is the device; anything else a bug: retry, say so
                 reason = _reason(exc)
                 delay = self.backoff.next()
                 if reason != last_reason:  # one status per change, not one per retry
@@ -115,7 +116,7 @@ class Transport:
             reason = "stopped"
             try:
                 reason = self.pump(sink, stop) or ("stopped" if stop.is_set() else "device closed the connection")
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - as above: the transport reopens, never dies silently
                 reason = _reason(exc)
             finally:
                 self.release()
@@ -133,6 +134,9 @@ class Transport:
         self.interrupt()
 
 
-def _reason(exc: OSError) -> str:
-    text = exc.strerror or str(exc) or type(exc).__name__
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        text = exc.strerror or str(exc) or type(exc).__name__
+    else:  # not the device's doing: name the error so it can be reported
+        text = f"internal error {type(exc).__name__}: {exc}"
     return text.splitlines()[0] if text else type(exc).__name__
