@@ -49,12 +49,18 @@ def _install_stop_handlers(bridge) -> None:
 
 
 def _start(bridge, fail) -> int | None:
+    from bridge.feed import FeedError
     from bridge.outbox import OutboxError
+    from bridge.recording.tws import TwsError
 
     try:
         bridge.start()
     except OutboxError as exc:
+        bridge.close()
         return fail(str(exc))
+    except (FeedError, TwsError) as exc:
+        bridge.close()
+        return fail(str(exc).splitlines()[0])
     except OSError as exc:
         bridge.close()
         where = exc.filename or ""

@@ -124,9 +124,10 @@ class Bridge:
         if self._want_feed:
             from bridge.feed import FeedServer
 
-            self.feed_server = FeedServer(str(cfg.outbox), host=cfg.feed.host, port=cfg.feed.port,
-                                          token=cfg.feed.token, token_source=cfg.feed.token_source)
-            self.feed_server.start()
+            server = FeedServer(str(cfg.outbox), host=cfg.feed.host, port=cfg.feed.port, token=cfg.feed.token,
+                                token_source=cfg.feed.token_source)
+            server.start()  # FeedError (a port in use …): the CLI prints it; close() undoes the rest
+            self.feed_server = server
         self._capture_thread = threading.Thread(target=self._capture_main, name="tillwire-capture", daemon=True)
         self._capture_thread.start()
         for transport in self.transports:

@@ -161,6 +161,18 @@ def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path):
     assert len(lines_of(outbox)) > 10 * cycles  # the kills did not all land before any capture
 
 
+def test_a_feed_port_in_use_is_one_line_and_exit_2(tmp_path):
+    port = free_port()
+    cfg = printer_config(tmp_path, port)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        taken = busy.getsockname()[1]
+        cfg.write_text(cfg.read_text().replace("enabled = false", f'enabled = true\nlisten = "127.0.0.1:{taken}"'))
+        proc = start_bridge(cfg)
+        code, err = proc.wait(20), proc.stderr.read().decode()
+    assert code == 2
+    assert err.count("\n") == 1 and str(taken) in err and "Traceback" not in err
+
+
 def test_a_damaged_outbox_is_one_line_and_exit_2(tmp_path):
     port = free_port()
     cfg = printer_config(tmp_path, port)
