@@ -9,13 +9,14 @@ FUZZ_SECONDS ?= 60
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 
-.PHONY: all run test test-native test-reference bench sanitize fuzz fuzz-long samples native clean help clang-available
+.PHONY: all run test test-native test-reference bench soak sanitize fuzz fuzz-long samples native clean help clang-available
 all: test
 
 help:
 	@echo "make run        set up .venv and run the bridge on examples/demo.toml: the bundled till day, replayed"
 	@echo "make test       set up .venv and run the whole suite on both backends (native, reference)"
 	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
+	@echo "make soak       the long crash test: 200 SIGKILLs of a streaming bridge (TILLWIRE_CRASH_CYCLES)"
 	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
 	@echo "make fuzz       libFuzzer on each C decoder for FUZZ_SECONDS (default 60)"
 	@echo "make samples    regenerate sessions/ from the project's own generators (simulator/)"
@@ -50,6 +51,12 @@ test-reference: $(NATIVE)
 
 bench: $(NATIVE)
 	$(PY) -m pytest -q -p no:cacheprovider benches --benchmark-columns=median,min,max,rounds --benchmark-sort=name
+
+# --- long runs kept out of `make test`: the bridge killed with SIGKILL many more times than the suite's 20.
+TILLWIRE_CRASH_CYCLES ?= 200
+soak: $(NATIVE)
+	TILLWIRE_CRASH_CYCLES=$(TILLWIRE_CRASH_CYCLES) $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_bridge_run.py -k sigkill
 
 samples: $(DEPS)
 	$(PY) -m simulator.receipts --out sessions/escpos

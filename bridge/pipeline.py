@@ -5,6 +5,9 @@ events get ``ts`` = the chunk's ``t_ns`` (the chunk that completed them) and ``s
 request the till sends (``printer.status_request``) is passed to the same device's reply decoder, so a reply is
 read against the request it answers, as ``tillwire decode --requests`` does for files.
 
+When a device or a till connection closes (``device.status`` closed), the device's streams end: the decoders are
+closed (flushing what they hold) and fresh ones take the next bytes.
+
 A decoder that raises (a bug: bad *input* never raises) is replaced by a fresh one, and the failure becomes a
 ``protocol.error`` with code ``decoder_failed`` on that stream, so the loss is visible and the rest goes on.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from bridge.capture import DIRECTIONS, TO_DEVICE, Chunk, Status
+from bridge.capture import CLOSED, DIRECTIONS, TO_DEVICE, Chunk, Status
 from protocols import Decoder
 from protocols.events import iter_bodies
 
@@ -55,10 +58,28 @@ class Pipeline:
             if type(item) is Chunk:
                 self._chunk(item, out)
             else:
+                if item.state == CLOSED and item.device in self._specs:
+                    self._restart(item.device, item.t_ns, out)
                 data = {"state": item.state}
                 data.update(item.detail)
                 out.append((self._src(item.device), "device.status", data, item.t_ns))
         return out
+
+    def _restart(self, device: str, t_ns: int, out: list[Body]) -> None:
+        """A device or a till connection went away: its streams end here. What the decoders hold is flushed (a
+        frame cut off becomes ``protocol.error truncated``) and the next bytes start a fresh stream, so half a
+        receipt from a dropped connection never runs into the next one."""
+        for direction in DIRECTIONS:
+            key = (device, direction)
+            try:
+                blob = self._decoders[key].close()
+            except Exception as exc:  # noqa: BLE001 - as in _chunk: a decoder bug must not stop capture
+                out.append(self._failed(Chunk(t_ns, device, direction, b""), exc))
+                blob = b""
+            if blob:
+                self._bodies(device, direction, blob, t_ns, out)
+            self._decoders[key] = self._new_decoder(device, direction)
+        self._takes_requests.pop(device, None)
 
     def _chunk(self, chunk: Chunk, out: list[Body]) -> None:
         key = (chunk.device, chunk.direction)

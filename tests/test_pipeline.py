@@ -64,6 +64,20 @@ def test_device_status_becomes_an_event_of_the_device():
                      "retry_s": 0.4}, 5)]
 
 
+def test_a_closed_connection_ends_the_stream():
+    # A till drops its connection in the middle of a QR code command; the next connection prints a clean line.
+    p = make(PRINTER)
+    out = p.process([
+        Chunk(1, "printer", "to_device", b"\x1b@first\n\x1d\x28\x6b\x40"),
+        Status(2, "printer", "closed", {"transport": "tcp-listen://127.0.0.1:9100", "peer": "127.0.0.1:5000",
+                                        "reason": "the till closed the connection"}),
+        Chunk(3, "printer", "to_device", b"second\n"),
+    ])
+    kinds = [(k, d.get("code") or d.get("text") or d.get("state"), ts) for _, k, d, ts in out]
+    assert kinds == [("printer.init", None, 1), ("printer.line", "first", 1), ("protocol.error", "truncated", 2),
+                     ("device.status", "closed", 2), ("printer.line", "second", 3)]
+
+
 def test_close_flushes_a_truncated_frame_as_protocol_error():
     p = make(PRINTER)
     assert p.process([Chunk(1, "printer", "to_device", b"\x1d\x28\x6b\x40")]) == []
