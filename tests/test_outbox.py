@@ -284,3 +284,15 @@ def test_schema_created_once_and_reopen_keeps_rows(tmp_path):
         box.append([ev(A)])
     with Outbox.open(path, sinks=("a", "b")) as box:  # a sink added later starts before every retained row
         assert box.depth("a") == 1 and box.depth("b") == 1
+
+
+def test_without_sinks_retention_alone_prunes(tmp_path):
+    # Only the embedded feed reads (no acknowledging sink): rows stay retention_s, then go; seq never restarts.
+    with Outbox.open(tmp_path / "o.db", sinks=(), retention_s=60) as box:
+        box.append([ev(A, 0), ev(A, 1)], now=1000.0)
+        box.append([ev(A, 2)], now=1100.0)
+        assert box.prune(now=1059.0) == 0
+        assert box.prune(now=1061.0) == 2
+        assert [r[2] for r in all_rows(box)] == [3]
+        assert box.append([ev(A, 3)], now=1200.0) == [(A, 4)]
+        assert box.used_bytes() > 0
