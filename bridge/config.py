@@ -7,6 +7,7 @@ Relative paths are relative to the directory of the config file, so a config wor
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -16,6 +17,7 @@ from typing import Any
 
 from bridge.feed.config import FeedConfigError, FeedSettings, feed_settings
 
+MAX_MB = 1 << 30  # a petabyte: bounds every size so no later arithmetic overflows
 DEVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MiB = 1024 * 1024
 
@@ -88,8 +90,12 @@ class _Table:
             self.fail(f"must be {_names(kinds)}, not {_kind(value)}", key)
         return value
 
-    def number(self, key: str, default: float, minimum: float, maximum: float | None = None) -> float:
+    def number(self, key: str, default: float | None, minimum: float, maximum: float | None = None) -> float | None:
         value = self.get(key, (int, float), default)
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            self.fail(f"must be a finite number, not {value}", key)
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             self.fail(f"must be {bound}, not {value}", key)
@@ -148,13 +154,11 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     site = b.get("site", str, parts[0] if parts else "")
     till = b.get("till", str, parts[1] if len(parts) > 1 else "")
     outbox = Path(os.path.normpath(base / b.get("outbox", str, "tillwire-outbox.sqlite")))
-    max_mb = b.get("outbox_max_mb", (int, float), None)
-    if max_mb is not None and max_mb < 1:
-        b.fail(f"must be at least 1 (MiB), not {max_mb}", "outbox_max_mb")
-    retention_h = b.number("retention_hours", 168, 0)
-    min_free_mb = b.number("min_free_mb", 64, 0)
+    max_mb = b.number("outbox_max_mb", None, 1, MAX_MB)
+    retention_h = b.number("retention_hours", 168, 0, 24 * 365 * 10)  # ten years: "keep" without overflowing
+    min_free_mb = b.number("min_free_mb", 64, 0, MAX_MB)
     alert_percent = int(b.number("alert_percent", 80, 1, 99))
-    pending_mb = b.number("pending_max_mb", 32, 1)
+    pending_mb = b.number("pending_max_mb", 32, 1, 64 * 1024)
     stop_after_replay = b.get("stop_after_replay", bool, False)
     b.done()
 
@@ -229,7 +233,7 @@ def _check_device(table: _Table, dev: DeviceConfig) -> None:
             table.fail(str(exc).splitlines()[0], "options")
     try:
         open_transport(dev.name, dev.transport)
-    except TransportConfigError as exc:
+    except (TransportConfigError, ValueError) as exc:  # ValueError: urlsplit's "Invalid IPv6 URL" and the like
         table.fail(str(exc).splitlines()[0], "transport")
     except ImportError as exc:
         table.fail(f"needs a module that is not installed ({exc.name}); run `make run` or "

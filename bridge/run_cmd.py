@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import time
@@ -52,20 +53,23 @@ def _start(bridge, fail) -> int | None:
     from bridge.feed import FeedError
     from bridge.outbox import OutboxError
     from bridge.recording.tws import TwsError
+    from bridge.service import StartError
 
     try:
         bridge.start()
     except OutboxError as exc:
         bridge.close()
         return fail(str(exc))
-    except (FeedError, TwsError) as exc:
+    except (FeedError, TwsError, StartError) as exc:
         bridge.close()
         return fail(str(exc).splitlines()[0])
     except OSError as exc:
         bridge.close()
-        where = exc.filename or ""
-        return fail(f"cannot start: {exc.strerror or exc}{' (' + str(where) + ')' if where else ''}; is another "
-                    f"tillwire running with the same feed.listen or outbox?")
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = ""
+        if exc.errno in (errno.EADDRINUSE, errno.EAGAIN, errno.EBUSY):
+            hint = "; is another tillwire running with the same config?"
+        return fail(f"cannot start: {exc.strerror or exc}{where}{hint}")
     return None
 
 
@@ -154,7 +158,8 @@ def add_parsers(sub, fail) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--config", "-c", required=True, help="the bridge's TOML config (docs/bridge/config.md)")
     run.add_argument("--quiet", "-q", action="store_true", help="no line per event, only start-up and summary")
-    run.add_argument("--record", metavar="FILE.tws", help="also record every device into this .tws file")
+    run.add_argument("--record", metavar="FILE.tws",
+                     help="also record every device into this new .tws file ({start} becomes the start time)")
     run.set_defaults(func=lambda a: cmd_run(a, fail))
 
     rec = sub.add_parser(
@@ -164,6 +169,7 @@ def add_parsers(sub, fail) -> None:
         epilog="example:\n  tillwire record --config examples/hardware.toml --out till-1.tws --duration 600",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     rec.add_argument("--config", "-c", required=True, help="the bridge's TOML config (its [[devices]] are used)")
-    rec.add_argument("--out", "-o", required=True, metavar="FILE.tws", help="the recording to write")
+    rec.add_argument("--out", "-o", required=True, metavar="FILE.tws",
+                     help="the recording to write (never overwritten; {start} in the name becomes the start time)")
     rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     rec.set_defaults(func=lambda a: cmd_record(a, fail))

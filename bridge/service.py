@@ -41,7 +41,12 @@ PRUNE_EVERY_S = 60.0
 TICK_EVERY_NS = 50_000_000  # decoders' idle timers (display bursts …)
 RECORD_FLUSH_S = 1.0
 LOUD_EVERY_S = 10.0
+DRAIN_TIMEOUT_S = 60.0  # how long SIGTERM waits for the capture thread to commit what is queued
 SWITCH_INTERVAL_S = 0.0005  # repeat the "cannot store" line this often while it lasts
+
+
+class StartError(Exception):
+    """The bridge cannot start as configured; the message is one line for the user."""
 
 
 @dataclass
@@ -109,6 +114,8 @@ class Bridge:
         # A tap thread woken by the till must get the GIL at once, even while the capture thread decodes:
         # 0.5 ms instead of CPython's 5 ms bounds what a busy capture thread can add to the till's latency.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        if self._record_path:
+            self._record_path = self._check_record_path(self._record_path)
         if self._store_events:
             cfg.outbox.parent.mkdir(parents=True, exist_ok=True)
             self.outbox = Outbox.open(cfg.outbox, sinks=(), retention_s=cfg.retention_s,
@@ -135,6 +142,26 @@ class Bridge:
                                  daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _check_record_path(self, path: str) -> str:
+        """``{start}`` becomes the start time (UTC); an existing file is never overwritten (it may be the outbox, a
+        recording being replayed, or yesterday's recording)."""
+        import os
+
+        path = path.replace("{start}", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        target = os.path.realpath(path)
+        outbox = os.path.realpath(self.config.outbox)
+        if target in (outbox, outbox + "-wal", outbox + "-shm"):
+            raise StartError(f"the recording {path} would overwrite the outbox; record to a .tws file elsewhere")
+        for transport in self.transports:
+            source = getattr(transport, "path", None)
+            if source and os.path.realpath(source) == target:
+                raise StartError(f"the recording {path} is the file device {transport.device!r} replays; "
+                                 f"record to another file")
+        if os.path.lexists(path):
+            raise StartError(f"the recording {path} exists; tillwire never overwrites one: choose another path, "
+                             f"or put {{start}} in it (replaced by the start time)")
+        return path
 
     def _transport_main(self, transport) -> None:
         try:
@@ -179,7 +206,15 @@ class Bridge:
         self._stop_capture.set()
         self.queue.wake()
         if self._capture_thread is not None:
-            self._capture_thread.join(timeout)
+            # Draining a full queue can take a while on slow storage; the outbox and the recording belong to the
+            # capture thread until it has finished, so they are never closed under it.
+            self._capture_thread.join(DRAIN_TIMEOUT_S)
+            if self._capture_thread.is_alive():
+                self.log(f"the capture thread is still draining after {DRAIN_TIMEOUT_S:.0f} s; exiting without "
+                         f"waiting: {len(self._pending)} events held and what is still queued are not stored "
+                         f"(everything committed before is safe)")
+                self._stopped.set()
+                return
         if self.feed_server is not None:
             self.feed_server.stop()
         if self.recorder is not None:
@@ -204,15 +239,19 @@ class Bridge:
             import traceback
 
             self.log("internal error in the capture thread (please report it):\n" + traceback.format_exc())
+            if self._pending:
+                self.log(f"{len(self._pending)} events decoded but not stored are lost")
+                self._drop(self._pending)
+                self._pending = []
             self._stop_transports.set()
 
     def _round(self, items: list[Chunk | Status]) -> None:
         now = time.time_ns()
-        if self.recorder is not None:
-            self._record(items, now)
+        alerts = self._record(items, now) if self.recorder is not None else []
         if self.pipeline is None:
             return
         bodies = self.pipeline.process(items) if items else []
+        bodies.extend(alerts)
         if now - self._last_tick >= TICK_EVERY_NS:
             self._last_tick = now
             bodies.extend(self.pipeline.tick(now))
@@ -242,7 +281,7 @@ class Bridge:
                 self._drop(self._pending)
                 self._pending = []
 
-    def _record(self, items: list[Chunk | Status], now: int) -> None:
+    def _record(self, items: list[Chunk | Status], now: int) -> list[Body]:
         rec = self.recorder
         try:
             for item in items:
@@ -255,9 +294,14 @@ class Bridge:
                 self._last_flush = mono
                 rec.flush()
         except OSError as exc:
-            self._raise("recording_failed", f"the recording {self._record_path} stopped: "
-                        f"{exc.strerror or exc}; capture into the outbox goes on", now)
             self.recorder = None
+            try:
+                rec.close()
+            except Exception:  # noqa: BLE001 - the file is already failing; what was flushed stays readable
+                pass
+            return self._raise("recording_failed", f"the recording {self._record_path} stopped: "
+                               f"{exc.strerror or exc}; capture into the outbox goes on", now)
+        return []
 
     # ---------------------------------------------------------------- storing, guards, alerts
 

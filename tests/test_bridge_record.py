@@ -108,3 +108,33 @@ def test_record_while_running_then_replay_gives_the_live_events(tmp_path):
     partial = replay(cut)
     assert [(e["src"], e["type"], e["data"]) for e in partial] == replayed[: len(partial)]
     json.dumps([e["type"] for e in partial])
+
+
+def test_a_recording_never_overwrites_a_file(tmp_path):
+    """Neither the outbox, nor a recording being replayed, nor any existing file: one line, exit 2, untouched."""
+    replayed = ROOT / "sessions/till/grocery-sale.tws"
+    cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                   "transport": f"replay://{replayed}?speed=max"}])
+    (tmp_path / "outbox.sqlite").write_bytes(b"")
+    existing = tmp_path / "yesterday.tws"
+    existing.write_bytes(b"keep me")
+    before = replayed.read_bytes()
+    for target, phrase in ((tmp_path / "outbox.sqlite", "would overwrite the outbox"),
+                           (replayed, "replays"), (existing, "exists")):
+        proc = subprocess.run([sys.executable, "-m", "bridge.cli", "run", "--config", str(cfg), "--record",
+                               str(target)], cwd=ROOT, capture_output=True, timeout=60)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2, err
+        assert err.count("\n") == 1 and phrase in err and "Traceback" not in err
+    assert replayed.read_bytes() == before and existing.read_bytes() == b"keep me"
+
+
+def test_start_in_the_record_path_becomes_the_start_time(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                   "transport": f"replay://{ROOT / 'sessions/till/grocery-sale.tws'}?speed=max"}],
+                       stop_after_replay=True)
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "run", "--config", str(cfg), "--quiet", "--record",
+                           str(tmp_path / "till-{start}.tws")], cwd=ROOT, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    made = list(tmp_path.glob("till-2*.tws"))
+    assert len(made) == 1 and tws.Reader(made[0]).devices[0].name == "printer"

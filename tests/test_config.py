@@ -65,7 +65,10 @@ BAD = [
     (("source_prefix = \"pos://store-1/till-3/\"", "source_prefix = \"store-1\""), "bridge.source_prefix",
      "URI prefix"),
     (("outbox_max_mb = 64", "outbox_max_mb = \"big\""), "bridge.outbox_max_mb", "must be an integer or a number"),
-    (("outbox_max_mb = 64", "outbox_max_mb = 0"), "bridge.outbox_max_mb", "at least 1"),
+    (("outbox_max_mb = 64", "outbox_max_mb = 0"), "bridge.outbox_max_mb", "between 1 and"),
+    (("outbox_max_mb = 64", "retention_hours = inf"), "bridge.retention_hours", "finite"),
+    (("outbox_max_mb = 64", "retention_hours = 99999999"), "bridge.retention_hours", "between 0 and 87600"),
+    (("outbox_max_mb = 64", "pending_max_mb = nan"), "bridge.pending_max_mb", "finite"),
     (("outbox_max_mb = 64", "outbx = 64"), "bridge", "unknown key 'outbx'"),
     (("listen = \"127.0.0.1:8765\"", "listen = \"8765\""), "[feed] listen", "HOST:PORT"),
     (("listen = \"127.0.0.1:8765\"", "listen = \"0.0.0.0:8765\""), "[feed] listen", "bearer token"),
@@ -82,6 +85,8 @@ BAD = [
     (("transport = \"serial:///dev/ttyUSB0?baudrate=9600\"", "transport = \"serial:///dev/ttyUSB0?baudrate=fast\""),
      "devices[1].transport", "baudrate"),
     (("transport = \"serial:///dev/ttyUSB0?baudrate=9600\"", ""), "devices[1].transport", "is required"),
+    (("transport = \"serial:///dev/ttyUSB0?baudrate=9600\"", "transport = \"tcp-listen://[::1:9100\""),
+     "devices[1].transport", "IPv6"),
 ]
 
 
