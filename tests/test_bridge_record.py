@@ -138,3 +138,32 @@ def test_start_in_the_record_path_becomes_the_start_time(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     made = list(tmp_path.glob("till-2*.tws"))
     assert len(made) == 1 and tws.Reader(made[0]).devices[0].name == "printer"
+
+
+def test_tillwire_record_captures_a_live_device(tmp_path):
+    """`tillwire record` (no outbox, no feed): a till prints to a listening device; SIGTERM ends the recording
+    with its index; the recording holds exactly the bytes sent and decodes to the receipt."""
+    port = free_port()
+    cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                   "transport": f"tcp-listen://127.0.0.1:{port}"}])
+    out = tmp_path / "live.tws"
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "record", "--config", str(cfg), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    receipt = (ROOT / "sessions/escpos/grocery-card.bin").read_bytes()
+    try:
+        wait_port(port, proc)
+        with socket.create_connection(("127.0.0.1", port)) as till:
+            till.sendall(receipt)
+        wait_for(lambda: out.exists() and out.stat().st_size > len(receipt) // 2, what="the recording to grow")
+        code, _, err = stop(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    reader = tws.Reader(out)
+    assert not reader.truncated
+    sent = b"".join(r.data for r in reader.records() if isinstance(r, tws.ChunkRecord))
+    assert sent == receipt
+    assert not (tmp_path / "outbox.sqlite").exists()
+    types = [e["type"] for e in replay(out)]
+    assert "printer.line" in types and "printer.cut" in types
