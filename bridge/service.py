@@ -363,6 +363,7 @@ class Bridge:
 
     def _blocked(self, mono: float, why: str) -> None:
         self._blocked_until = mono + RETRY_S
+        self._last_guard = 0.0  # check disk and size in the next round: say *why* it is blocked
         self._pending_bytes = sum(_size(b) for b in self._pending)  # part of the backlog may have been stored
         now = time.time_ns()
         t = self.totals

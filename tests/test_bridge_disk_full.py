@@ -133,6 +133,7 @@ def test_outbox_size_limit_then_rows_leave(tmp_path, tapped):
                      what="the lines to be stored or refused")
             assert total < 20000, "the outbox never filled up"
         assert any("the outbox is full" in m and "the till's traffic still flows" in m for m in logged)
+        wait_for(lambda: "outbox_nearly_full" in bridge.alerts, what="the size alert")
         assert upstream.got().count(b"\n") == total  # nothing held back on the wire
         # Space returns: the rows the (future) sinks acknowledged are deleted, as prune would.
         db = sqlite3.connect(outbox, timeout=10)
@@ -145,3 +146,4 @@ def test_outbox_size_limit_then_rows_leave(tmp_path, tapped):
     seqs = [q for _, s, q, _ in rows(outbox) if s == PRINTER]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert ("outbox_blocked", False) in alerts(outbox)
+    assert ("outbox_nearly_full", True) in alerts(outbox)  # the early warning (alert_percent, 80 % by default)
