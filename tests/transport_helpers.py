@@ -158,11 +158,14 @@ class DeviceServer:
     what each sent, and answers through ``respond(received_so_far, new_bytes) -> bytes`` (default: nothing).
 
     ``stop()`` closes the listener and every connection (the device disappears); ``start()`` brings it back on
-    the same port."""
+    the same port. With ``keep_open`` a connection whose client has closed its side stays open on the device's
+    side until ``stop()`` (a device that never closes first)."""
 
-    def __init__(self, respond=None, port: int = 0):
+    def __init__(self, respond=None, port: int = 0, keep_open: bool = False):
         self.respond = respond or (lambda seen, new: b"")
         self.port = port
+        self.keep_open = keep_open
+        self._stopping = threading.Event()
         self.connections: list[bytearray] = []
         self.closed = threading.Event()  # set when a connection saw EOF from the client
         self._listener: socket.socket | None = None
@@ -175,6 +178,7 @@ class DeviceServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> DeviceServer:
+        self._stopping.clear()
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", self.port))
@@ -207,6 +211,8 @@ class DeviceServer:
                 data = conn.recv(65536)
                 if not data:
                     self.closed.set()
+                    if self.keep_open:
+                        self._stopping.wait(WAIT_S * 4)
                     break
                 seen += data
                 answer = self.respond(bytes(seen), data)
@@ -231,6 +237,7 @@ class DeviceServer:
             self._listener = None
 
     def stop(self) -> None:
+        self._stopping.set()
         self.stop_listening()
         with self._lock:
             conns, self._conns = self._conns, []

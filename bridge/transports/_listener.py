@@ -8,7 +8,17 @@ connection (``open`` when it is accepted, ``closed`` with a ``reason`` when it e
 connections must not interleave: a till that connects once per receipt may open the next connection while the
 bridge's thread for the last one has not yet handed over its final bytes. Copies (and ``peer`` statuses) of a
 connection therefore reach the sink only once every connection accepted before it has ended; until then they
-are held (up to ``HELD_MAX_BYTES`` per connection). Only the *copies* wait: forwarding never does.
+are held (up to ``held_max_bytes`` per connection). Only the *copies* wait: forwarding never does.
+
+The wait is bounded: a connection at the head of the order that has passed no bytes for ``linger_s`` seconds
+(``LINGER_S`` unless the URL says ``linger=``) while a later one has something held gives way: it moves to the end
+of the order and the later connections' copies come through (its own later copies are held in turn). Copies
+dropped past ``held_max_bytes`` are counted and reported on that connection's ``closed`` status
+(``dropped_bytes``, ``dropped_chunks``), so the bridge sees the loss, not only the log.
+
+Connections that cannot be served (more than ``max_connections`` live, or a tap whose device cannot be reached)
+are closed at once; their ``closed`` status takes its place in the same order, because a ``closed`` status ends
+the device's decoder streams and must not cut a live connection's stream in the middle.
 """
 
 from __future__ import annotations
@@ -26,13 +36,20 @@ from bridge.transports.base import Transport
 #: The accept loop also looks at ``stop`` this often, in case nobody calls ``interrupt`` (a safety net only:
 #: ``interrupt`` wakes it at once).
 POLL_S = 0.25
-#: Connections served at once per listening transport (a till has a handful; more is a misbehaving client, and
-#: each costs one or two threads). Past it a new connection is closed at once and reported.
-MAX_CONNECTIONS = 32
+#: Connections served at once per listening transport. A till has a handful; connections that end (a till's FIN
+#: with no answer pending, a half-closed tap session after ``linger_s``) leave this count, so the bound only
+#: guards the process against a runaway client (each connection costs one or two threads and one or two file
+#: descriptors: 128 tap sessions are 256 threads and 256 descriptors, well inside a default ``ulimit -n`` of 1024
+#: with a few devices). Past it a new connection is closed at once and reported (``closed``, ``reason``
+#: ``refused: …``).
+MAX_CONNECTIONS = 128
+#: Seconds without bytes after which a connection at the head of the capture order gives way to a later one that
+#: waits (module docstring), and after which a half-closed tap session is closed. Query key ``linger``.
+LINGER_S = 5.0
 #: How long ``release`` waits for a connection's threads after shutting its sockets down.
 JOIN_S = 1.0
 #: Copies held per connection while an earlier connection is still open (module docstring); past it the copies
-#: are dropped (logged), never the traffic.
+#: are dropped (counted, logged, reported on the connection's ``closed`` status), never the traffic.
 HELD_MAX_BYTES = 4 * 1024 * 1024
 #: Bytes per ``recv``: large enough for tens of MB/s through a tap, one syscall per burst at till rates.
 RECV_BYTES = 256 * 1024
@@ -52,11 +69,26 @@ class Session:
         self.held: list[tuple] = []  # ("chunk", t_ns, direction, data) / ("status", t_ns, state, detail)
         self.held_bytes = 0
         self.dropped_bytes = 0
+        self.dropped_chunks = 0
+        self.last_active = time.monotonic()  # when the last bytes were read from either side
+        self.half_closed_at: float | None = None  # when one side sent FIN (a tap keeps the other direction)
+        self.lingered = False  # the tap closed it after ``linger_s`` without bytes past a half-close
+
+    def active(self) -> None:
+        self.last_active = time.monotonic()
+
+    def half_closed(self) -> None:
+        self.half_closed_at = time.monotonic()
 
     def note(self, reason: str) -> None:
         with self._lock:
             if self.reason is None:
                 self.reason = reason
+
+    def note_lingered(self, linger_s: float) -> None:
+        with self._lock:
+            first = self.reason or "one side closed the connection"
+            self.reason = f"{first}; no bytes for {linger_s:g} s after that, so the tap closed it"
 
     def start(self, targets) -> None:
         self._running = len(targets)
@@ -93,6 +125,8 @@ class ListeningTransport(Transport):
     listen_host: str
     listen_port: int
     max_connections: int = MAX_CONNECTIONS
+    linger_s: float = LINGER_S
+    held_max_bytes: int = HELD_MAX_BYTES
 
     def __init__(self, device: str, url: str):
         super().__init__(device, url)
@@ -117,7 +151,9 @@ class ListeningTransport(Transport):
             sel.register(listener, selectors.EVENT_READ, "accept")
             sel.register(self._waker, selectors.EVENT_READ, "wake")
             while not stop.is_set():
-                for key, _ in sel.select(POLL_S):
+                ready = sel.select(POLL_S)
+                self.tend(sink)
+                for key, _ in ready:
                     if key.data == "wake":
                         self._waker.drain()
                         continue
@@ -129,8 +165,10 @@ class ListeningTransport(Transport):
                         continue
                     if self.live_sessions() >= self.max_connections:
                         conn.close()
-                        safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer_name(addr),
-                                    reason=f"refused: {self.max_connections} connections are already open")
+                        log.warning("device %s: connection from %s refused: %d connections are already open",
+                                    self.device, peer_name(addr), self.max_connections)
+                        self.closed_at_once(peer_name(addr), sink, reason=f"refused: {self.max_connections} "
+                                            f"connections are already open (the most a {self.scheme} serves at once)")
                         continue
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     reason = self.accepted(conn, peer_name(addr), sink, stop)
@@ -172,20 +210,48 @@ class ListeningTransport(Transport):
         with self._sessions_lock:
             self._sessions.append(session)
 
+    def closed_at_once(self, peer: str, sink: CaptureSink, **detail) -> None:
+        """A connection closed as soon as it was accepted: its ``closed`` status, in connection order."""
+        session = Session(peer, [])
+        self.add_session(session)
+        self.end_session(session, sink, CLOSED, transport=self.describe(), peer=peer, **detail)
+
     def capture(self, session: Session, sink: CaptureSink, t_ns: int, direction: str, data: bytes) -> None:
         """Hand a copy to the sink in connection order (module docstring); never blocks on the sink."""
         with self._sessions_lock:
             if self._sessions and self._sessions[0] is session:
                 safe_chunk(sink, t_ns, self.device, direction, data)
-            elif session.held_bytes + len(data) <= HELD_MAX_BYTES:
+            elif session.held_bytes + len(data) <= self.held_max_bytes:
                 session.held.append(("chunk", t_ns, direction, data))
                 session.held_bytes += len(data)
             else:
                 if not session.dropped_bytes:
                     log.warning("device %s: connection %s sends while an earlier one is open; its copies past "
-                                "%d bytes are dropped (the traffic is not)", self.device, session.peer,
-                                HELD_MAX_BYTES)
+                                "%d bytes are dropped (the traffic is not) and counted on its closed status",
+                                self.device, session.peer, self.held_max_bytes)
                 session.dropped_bytes += len(data)
+                session.dropped_chunks += 1
+
+    def tend(self, sink: CaptureSink) -> None:
+        """Called by the accept loop at least every ``POLL_S``: close half-closed sessions that have lingered
+        ``linger_s`` without bytes, and let an idle head connection give way to a later one that waits."""
+        now = time.monotonic()
+        linger = self.linger_s
+        lingering = []
+        with self._sessions_lock:
+            for s in self._sessions:
+                if (s.half_closed_at is not None and not s.ended and not s.lingered
+                        and now - max(s.last_active, s.half_closed_at) >= linger):
+                    s.lingered = True
+                    lingering.append(s)
+            sessions = self._sessions
+            if (len(sessions) > 1 and not sessions[0].ended and now - sessions[0].last_active >= linger
+                    and any(s.held for s in sessions[1:])):
+                sessions.append(sessions.pop(0))  # the idle one waits its turn behind the others
+                self._advance(sink)
+        for s in lingering:
+            s.note_lingered(linger)
+            s.shutdown()
 
     def session_status(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
         """A ``peer`` status, in connection order like the copies."""
@@ -197,13 +263,20 @@ class ListeningTransport(Transport):
 
     def end_session(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:
         """The session is over: its ``closed`` status, then the copies of the next connections come through."""
+        if session.dropped_bytes:
+            detail = dict(detail, dropped_bytes=session.dropped_bytes, dropped_chunks=session.dropped_chunks)
         self.session_status(session, sink, state, **detail)
         with self._sessions_lock:
             session.ended = True
-            while self._sessions and self._sessions[0].ended:
-                self._flush(self._sessions.pop(0), sink)
-            if self._sessions:
-                self._flush(self._sessions[0], sink)
+            self._advance(sink)
+
+    def _advance(self, sink: CaptureSink) -> None:
+        """With the lock held: ended connections at the head hand over their copies and leave; the copies held
+        by the new head come through."""
+        while self._sessions and self._sessions[0].ended:
+            self._flush(self._sessions.pop(0), sink)
+        if self._sessions:
+            self._flush(self._sessions[0], sink)
 
     def _flush(self, session: Session, sink: CaptureSink) -> None:
         held, session.held, session.held_bytes = session.held, [], 0

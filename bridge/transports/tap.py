@@ -5,7 +5,9 @@
 The guarantee: the capture never delays, alters or stops the till's traffic. Each direction has its own thread
 that reads, **forwards first**, then hands the same bytes object to ``sink.chunk`` (which never blocks: a full
 queue drops the copy, not the traffic) inside a guard, so even a sink that raises cannot stop forwarding.
-Till → device is ``to_device``; device → till is ``from_device``.
+Till → device is ``to_device``; device → till is ``from_device``. After one side of a ``tap+tcp`` session sends
+FIN the other direction is kept while bytes flow, and the session is closed once it has passed none for
+``linger`` s (``_listener.LINGER_S``), so a device that never closes its side cannot pile up sessions.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import threading
 import time
 
 from bridge.capture import CLOSED, FROM_DEVICE, OPEN, TO_DEVICE, CaptureSink
-from bridge.transports._common import UrlCheck, connect, safe_chunk, safe_status
+from bridge.transports._common import UrlCheck, connect, safe_chunk
 from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
 from bridge.transports.base import Transport
 from bridge.transports.serial_port import HANDLER_KEYS, SerialEndpoint, handler_url, serial_target
 from bridge.transports.serial_settings import SETTINGS_KEYS, parse_settings
-from bridge.transports.tcp import listen_address
+from bridge.transports.tcp import linger_option, listen_address
 
 #: How long the tap waits for the device when a till connects before it gives up and closes the till's
 #: connection (the till then sees what it sees when the device is off). Query key ``connect_timeout``.
@@ -44,7 +46,7 @@ class TcpTapTransport(ListeningTransport):
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tap+tcp takes none")
         parts, query = check.split()
-        check.only_keys(query, ("upstream", "connect_timeout"))
+        check.only_keys(query, ("upstream", "connect_timeout", "linger"))
         self.listen_host, self.listen_port = listen_address(check, parts)
         if "upstream" not in query:
             raise check.error("the device's address is missing; add ?upstream=HOST:PORT (e.g. 192.168.1.50:9100)")
@@ -52,6 +54,7 @@ class TcpTapTransport(ListeningTransport):
         self.connect_timeout = CONNECT_TIMEOUT_S
         if "connect_timeout" in query:
             self.connect_timeout = check.number("connect_timeout", query["connect_timeout"], 0.1, 60.0)
+        self.linger_s = linger_option(check, query)
 
     def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
         host, port = self.upstream
@@ -63,7 +66,7 @@ class TcpTapTransport(ListeningTransport):
             reason = f"upstream {upstream_name}: {exc.strerror or exc}"
             if stop.is_set():
                 return "stopped"
-            safe_status(sink, self.device, CLOSED, transport=self.describe(), peer=peer, reason=reason)
+            self.closed_at_once(peer, sink, reason=reason)
             return reason if self.live_sessions() == 0 else None
         session = Session(peer, [conn, up])
         self.add_session(session)
@@ -80,14 +83,16 @@ class TcpTapTransport(ListeningTransport):
             try:
                 while True:
                     data = src.recv(RECV_BYTES)
-                    if not data:  # half-close: pass the FIN on, keep the other direction running
-                        session.note(f"the {side} closed the connection")
+                    if not data:  # half-close: pass the FIN on, keep the other direction running (for linger_s
+                        session.note(f"the {side} closed the connection")  # without bytes at most: tend)
+                        session.half_closed()
                         try:
                             dst.shutdown(socket.SHUT_WR)
                         except OSError:
                             pass
                         break
                     t_ns = time.time_ns()
+                    session.active()
                     try:
                         dst.sendall(data)  # forward first …
                     except OSError as exc:
