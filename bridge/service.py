@@ -252,6 +252,10 @@ class Bridge:
             return
         bodies = self.pipeline.process(items) if items else []
         bodies.extend(alerts)
+        for item in items:  # a transport that had to drop copies says so on the connection's closed status
+            if type(item) is Status and item.detail.get("dropped_bytes"):
+                bodies.extend(self._copies_lost(item.device, item.detail.get("dropped_chunks", 0),
+                                                item.detail["dropped_bytes"], now, "the transport's hold was full"))
         if now - self._last_tick >= TICK_EVERY_NS:
             self._last_tick = now
             bodies.extend(self.pipeline.tick(now))
@@ -418,14 +422,16 @@ class Bridge:
         dropped = self.queue.take_dropped()
         out: list[Body] = []
         for device, (chunks, nbytes) in sorted(dropped.items()):
-            self.totals.queue_dropped_chunks += chunks
-            self.totals.queue_dropped_bytes += nbytes
-            message = (f"device {device}: {nbytes} bytes in {chunks} chunks were forwarded but not captured "
-                       f"(the capture queue was full)")
-            self.log(message)
-            out.append(self._alert_body("capture_overflow", message, now, now, active=False, device=device,
-                                        chunks=chunks, bytes=nbytes))
+            out.extend(self._copies_lost(device, chunks, nbytes, now, "the capture queue was full"))
         return out
+
+    def _copies_lost(self, device: str, chunks: int, nbytes: int, now: int, why: str) -> list[Body]:
+        self.totals.queue_dropped_chunks += chunks
+        self.totals.queue_dropped_bytes += nbytes
+        message = f"device {device}: {nbytes} bytes in {chunks} chunks were forwarded but not captured ({why})"
+        self.log(message)
+        return [self._alert_body("capture_overflow", message, now, now, active=False, device=device,
+                                 chunks=chunks, bytes=nbytes)]
 
     def _guard(self, now: int) -> list[Body]:
         cfg = self.config

@@ -147,3 +147,24 @@ def test_outbox_size_limit_then_rows_leave(tmp_path, tapped):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert ("outbox_blocked", False) in alerts(outbox)
     assert ("outbox_nearly_full", True) in alerts(outbox)  # the early warning (alert_percent, 80 % by default)
+
+
+def test_copies_a_transport_could_not_hold_become_an_alert(tmp_path):
+    port = free_port()
+    cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                   "transport": f"tcp-listen://127.0.0.1:{port}"}])
+    logged: list[str] = []
+    bridge = Bridge(load(cfg), log=logged.append)
+    bridge.start()
+    try:
+        # What tcp-listen/tap+tcp report when a later connection's copies overflowed their hold (transports.md §5).
+        bridge.queue.status(1, "printer", "closed", transport=f"tcp-listen://127.0.0.1:{port}",
+                            peer="127.0.0.1:40000", reason="the till closed the connection",
+                            dropped_bytes=5000, dropped_chunks=3)
+        wait_for(lambda: ("capture_overflow", False) in alerts(tmp_path / "outbox.sqlite"), what="the alert")
+    finally:
+        bridge.close()
+    alert = next(env["data"] for _, _, _, env in rows(tmp_path / "outbox.sqlite") if env["type"] == "bridge.alert")
+    assert (alert["device"], alert["chunks"], alert["bytes"]) == ("printer", 3, 5000)
+    assert bridge.totals.queue_dropped_bytes == 5000
+    assert any("5000 bytes in 3 chunks were forwarded but not captured" in m for m in logged)
