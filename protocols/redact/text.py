@@ -24,24 +24,28 @@ PAN_MAX_DIGITS = 19
 _SEQUENCE = re.compile(rb"[0-9]+(?:[ -][0-9]+)*")
 TRACK1 = re.compile(rb"%B([0-9]{1,19})\^([\x20-\x3e\x40-\x5d\x5f]{0,26})\^([\x20-\x3e\x40-\x5d\x5f]{0,50})\?")
 TRACK2 = re.compile(rb";([0-9]{1,19})=([0-9\x3a-\x3e]{0,37})\?")
-_TRACK_BASE = {1: 0x20, 2: 0x30}
+# Track 3 (ISO 4909: format code, PAN, ``=``, …; up to 107 characters with its sentinels): everything between the
+# sentinels becomes ``0`` (the decoders never show a PAN from track 3). 13 characters at least: a PAN's worth.
+TRACK3 = re.compile(rb";([0-9\x3a-\x3e]{13,105})\?")
+_TRACK_BASE = {1: 0x20, 2: 0x30, 3: 0x30}
 # characters from start to end sentinel (ISO/IEC 7811-2, -6: 79 and 40); a track still arriving is held this long.
 # Masking also takes longer ones (up to the patterns' bounds: 100 and 59), which are not tracks but look like them.
-_TRACK_MAX = {1: 100, 2: 59}
+_TRACK_MAX = {1: 100, 2: 59, 3: 107}
 # The start of a track that has not ended yet: what the bytes after a start sentinel must look like to be held.
 _TRACK1_START = re.compile(rb"%(?:B(?:[0-9]{1,19}(?:\^(?:[\x20-\x3e\x40-\x5d\x5f]{0,26}(?:\^[\x20-\x3e\x40-\x5d\x5f]*)?)?)?)?)?")
 _TRACK2_START = re.compile(rb";(?:[0-9]{1,19}(?:=[0-9\x3a-\x3e]*)?)?")
+_TRACK3_START = re.compile(rb";[0-9\x3a\x3c-\x3e]*")  # track 2's start too
 
 
 def open_track_start(data: bytes) -> int | None:
     """Where a track that may still be arriving starts in ``data`` (its start sentinel, and everything after it
     so far shaped like the start of a track 1 or 2 within its length), or None."""
     n = len(data)
-    for p in range(n - 1, max(0, n - _TRACK_MAX[1]) - 1, -1):
+    for p in range(n - 1, max(0, n - _TRACK_MAX[3]) - 1, -1):
         c = data[p]
-        if c == 0x25 and _TRACK1_START.fullmatch(data, p):
+        if c == 0x25 and n - p <= _TRACK_MAX[1] and _TRACK1_START.fullmatch(data, p):
             return p
-        if c == 0x3B and n - p <= _TRACK_MAX[2] and _TRACK2_START.fullmatch(data, p):
+        if c == 0x3B and n - p <= _TRACK_MAX[3] and _TRACK3_START.fullmatch(data, p):
             return p
     return None
 
@@ -104,7 +108,11 @@ def _mask_track(buf: bytearray, m: re.Match, number: int, fix_lrc: bool, done: b
     base = _TRACK_BASE[number]
     before = bytes(buf[start:end])
     mask_digit_positions(buf, list(range(m.start(1), m.end(1))), done=done)
-    if number == 1:
+    if number == 3:
+        for i in range(m.start(1), m.end(1)):
+            if not done[i]:
+                buf[i] = 0x30
+    elif number == 1:
         buf[m.start(2):m.end(2)] = b" " * (m.end(2) - m.start(2))
         buf[m.start(3):m.end(3)] = b"0" * (m.end(3) - m.start(3))
     else:
@@ -129,13 +137,16 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
     cut = n
     data = bytes(buf)
     deferred: list[tuple[int, int]] = []  # complete tracks left for the next call (their LRC byte is to come)
-    for number, pattern in ((1, TRACK1), (2, TRACK2)):
+    for number, pattern in ((1, TRACK1), (2, TRACK2), (3, TRACK3)):
         for m in pattern.finditer(data):
             if not final and m.end() == n and fix_lrc:  # the LRC byte follows
                 cut = min(cut, m.start())
                 deferred.append((m.start(), m.end()))
                 continue
             if all(done[m.start():m.end()]):
+                continue  # (masked already: e.g. a track 2, whose shape track 3's pattern takes too)
+            if number == 3 and all(done[i] or buf[i] == 0x30 for i in range(m.start(1), m.end(1))):
+                done[m.start():m.end()] = b"\x01" * (m.end() - m.start())
                 continue
             _mask_track(buf, m, number, fix_lrc, done)
             done[m.start():m.end()] = b"\x01" * (m.end() - m.start())
