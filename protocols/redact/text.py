@@ -66,6 +66,59 @@ def luhn_ok(digits: bytes) -> bool:
     return total % 10 == 0
 
 
+def luhn_window(digits: bytes) -> bool:
+    """Whether some run of 13–19 consecutive digits of ``digits`` (all of them included) passes the Luhn check: a
+    card number may be printed inside a longer number (``1 4111111111111111``, a grouped PAN followed by an expiry
+    ``4111 1111 1111 1111 12-25``). Prefix sums per parity make each window O(1)."""
+    n = len(digits)
+    if n < PAN_MIN_DIGITS:
+        return False
+    plain = [[0] * (n + 1), [0] * (n + 1)]   # plain[p][i]: digits before i at positions of parity p
+    double = [[0] * (n + 1), [0] * (n + 1)]  # the same, doubled the Luhn way
+    for i, c in enumerate(digits):
+        d = c - 0x30
+        dd = 2 * d - 9 if d > 4 else 2 * d
+        for p in (0, 1):
+            hit = (i & 1) == p
+            plain[p][i + 1] = plain[p][i] + (d if hit else 0)
+            double[p][i + 1] = double[p][i] + (dd if hit else 0)
+    for end in range(PAN_MIN_DIGITS, n + 1):
+        last = (end - 1) & 1  # the check digit's parity: digits of that parity count plain, the others doubled
+        for length in range(PAN_MIN_DIGITS, min(PAN_MAX_DIGITS, end) + 1):
+            a = end - length
+            total = (plain[last][end] - plain[last][a]) + (double[1 - last][end] - double[1 - last][a])
+            if total % 10 == 0:
+                return True
+    return False
+
+
+def _gs1_keys() -> list[tuple[bytes, int]]:
+    from protocols.scanner import tables as ST
+    return sorted(((ai.encode(), lo) for ai, lo, hi, *_ in ST.AIS if ai in ST.CHECK_DIGIT_AIS and lo == hi),
+                  key=lambda k: -len(k[0]))
+
+
+_GS1_KEYS: list[tuple[bytes, int]] | None = None
+
+
+def gs1_keys_prefix(digits: bytes) -> int:
+    """How many leading digits of a digit run are GS1 keys with a valid check digit (``01`` + GTIN-14, ``00`` +
+    SSCC, …, one after another): the scanner decoder shows those as they are (a checked key of a GS1 element
+    string), so the PAN check looks at the digits after them only."""
+    global _GS1_KEYS
+    if _GS1_KEYS is None:
+        _GS1_KEYS = _gs1_keys()
+    k = 0
+    while True:
+        for ai, length in _GS1_KEYS:
+            value = digits[k + len(ai):k + len(ai) + length]
+            if digits.startswith(ai, k) and len(value) == length and gs1_ok(value):
+                k += len(ai) + length
+                break
+        else:
+            return k
+
+
 def gs1_ok(digits: bytes) -> bool:
     """GS1 mod 10: weights 3, 1, 3 … from the digit left of the check digit."""
     body, check = digits[:-1], digits[-1] - 0x30
@@ -122,11 +175,15 @@ def _mask_track(buf: bytearray, m: re.Match, number: int, fix_lrc: bool, done: b
 
 
 def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = True,
-              done: bytearray | None = None, fix_lrc: bool = False, products: bool = True) -> int:
+              done: bytearray | None = None, fix_lrc: bool = False, products: bool = True,
+              windows: bool = True) -> int:
     """Mask, in place, every complete track and PAN in ``buf``; return how many leading bytes are final.
 
-    ``luhn`` True (streams that carry product codes and other long numbers: printers, scanners, displays): a PAN is
-    a 13–19-digit sequence passing the Luhn check and, with ``products``, not a GS1 product code. ``luhn`` False (a payment message's
+    ``luhn`` True (streams that carry product codes and other long numbers: printers, scanners, displays): a
+    sequence of 13 digits or more holds a PAN when some 13–19 consecutive digits of it pass the Luhn check
+    (``luhn_window``; with ``windows`` False only the whole sequence of 13–19 digits is checked) and, with
+    ``products``, it is not a 13/14-digit GS1 product code; it is then masked as the decoders scrub it (its first
+    six and last four digits kept: every window's middle is inside what that hides). ``luhn`` False (a payment message's
     free text, which its decoder scrubs whole): every sequence of 13 digits or more, exactly as ``scrub``. With
     ``final`` False, a track or digit sequence that reaches the end of ``buf`` (it may go on in the next bytes) is
     left as it is and the returned position is where it starts. ``done`` (one flag per byte of ``buf``) marks the
@@ -155,6 +212,10 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
     open_at = None if final else open_track_start(data)
     for m in _SEQUENCE.finditer(data):
         s, e = m.start(), m.end()
+        if s >= 2 and data[s - 2] == 0x5D and (0x41 <= data[s - 1] <= 0x5A or 0x61 <= data[s - 1] <= 0x7A):
+            s += 1  # an AIM symbology identifier's modifier digit (``]C1``) is not part of the label
+            if s >= e or data[s] in b" -":
+                continue
         if any(a <= s < b for a, b in deferred):
             continue
         if open_at is not None and s > open_at:
@@ -164,8 +225,8 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
         if not at_end and e - s < PAN_MIN_DIGITS:
             continue  # too short to hold 13 digits (the common case: prices, quantities)
         idxs = [i for i in range(s, e) if 0x30 <= data[i] <= 0x39]
-        if at_end and (len(idxs) <= PAN_MAX_DIGITS or not luhn):
-            cut = min(cut, s)
+        if at_end and (len(idxs) <= PAN_MAX_DIGITS or not luhn or windows):
+            cut = min(cut, s)  # it may go on: decided when it ends (the hold bound releases a very long one)
             continue
         if len(idxs) < PAN_MIN_DIGITS:
             continue
@@ -174,8 +235,16 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
         forced = any(done[i] for i in idxs)
         if luhn and not forced:
             digits = bytes(data[i] for i in idxs)
-            if len(idxs) > PAN_MAX_DIGITS or not luhn_ok(digits) or (
-                    products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits)):
+            if products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits):
+                continue
+            if windows:
+                keys = gs1_keys_prefix(digits) if products and len(idxs) == e - s else 0
+                if keys:  # a GS1 element string: its checked keys stay, as the scanner decoder shows them
+                    idxs = idxs[keys:]
+                    digits = digits[keys:]
+                if not luhn_window(digits):
+                    continue
+            elif len(idxs) > PAN_MAX_DIGITS or not luhn_ok(digits):
                 continue
         part = _masked_part(idxs)
         if all(done[i] for i in part):
@@ -232,9 +301,10 @@ class TextRedactor:
     (and its part still to come masked) when the rest arrives. ``fix_lrc``: the stream's tracks carry an LRC byte
     (MSR ``lrc=on``) to recompute."""
 
-    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True) -> None:
+    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True, windows: bool = True) -> None:
         self.counts: dict[str, int] = {}
         self.luhn = luhn
+        self.windows = windows
         self.products = products
         self.fix_lrc = fix_lrc
         self._held = bytearray()
@@ -245,7 +315,7 @@ class TextRedactor:
     def _scan(self, final: bool) -> tuple[bytearray, bytearray, int]:
         buf, done = self._ctx + self._held, self._ctx_done + self._done
         cut = mask_text(buf, self.counts, final=final, luhn=self.luhn, done=done, fix_lrc=self.fix_lrc,
-                        products=self.products)
+                        products=self.products, windows=self.windows)
         return buf, done, cut
 
     def _release(self, buf: bytearray, done: bytearray, cut: int) -> bytes:
