@@ -76,6 +76,10 @@ class EcrRedactor:
         out += self._between.feed(bytes(ground))[0]
         return bytes(out), notes
 
+    @property
+    def held(self) -> int:
+        return len(self._frame) + self._between.held
+
     def _finish(self, notes: list) -> bytes:
         cfg, fr = self.cfg, self._frame
         if self._blind:

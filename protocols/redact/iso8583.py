@@ -200,6 +200,10 @@ class Iso8583Redactor:
         keep_from = fr.frame_off if fr.in_frame else (fr.pre_off if fr.pre else self._offset)
         return self._emit(keep_from), []
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     def _emit(self, upto: int) -> bytes:
         n = max(0, upto - self._held_at)
         out = bytes(self._held[:n])

@@ -92,31 +92,40 @@ def luhn_window(digits: bytes) -> bool:
     return False
 
 
-def _gs1_keys() -> list[tuple[bytes, int]]:
+def gs1_segments(digits: bytes) -> list[tuple[int, int]] | None:
+    """A digit run read as a GS1 element string, as the scanner decoder reads one (``protocols.scanner.tables``):
+    when it starts with a GS1 key that has a valid check digit (``01`` + GTIN-14, ``00`` + SSCC, …) and every AI
+    after it is known, the (start, end) digit ranges of the values that are not checked keys — the decoder shows a
+    checked key as it is and scrubs every other value on its own. None when the run is not such a string."""
     from protocols.scanner import tables as ST
-    return sorted(((ai.encode(), lo) for ai, lo, hi, *_ in ST.AIS if ai in ST.CHECK_DIGIT_AIS and lo == hi),
-                  key=lambda k: -len(k[0]))
-
-
-_GS1_KEYS: list[tuple[bytes, int]] | None = None
-
-
-def gs1_keys_prefix(digits: bytes) -> int:
-    """How many leading digits of a digit run are GS1 keys with a valid check digit (``01`` + GTIN-14, ``00`` +
-    SSCC, …, one after another): the scanner decoder shows those as they are (a checked key of a GS1 element
-    string), so the PAN check looks at the digits after them only."""
-    global _GS1_KEYS
-    if _GS1_KEYS is None:
-        _GS1_KEYS = _gs1_keys()
-    k = 0
-    while True:
-        for ai, length in _GS1_KEYS:
-            value = digits[k + len(ai):k + len(ai) + length]
-            if digits.startswith(ai, k) and len(value) == length and gs1_ok(value):
-                k += len(ai) + length
+    i, n = 0, len(digits)
+    out: list[tuple[int, int]] = []
+    while i < n:
+        spec = None
+        for k in (2, 3, 4):
+            if i + k > n:
                 break
+            spec = ST.AI_TABLE.get(digits[i:i + k].decode("ascii"))
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        ai = digits[i:i + k].decode("ascii")
+        fixed, top = spec[0], spec[1]
+        j = i + k
+        # a variable-length value runs to the end of the digits (it may go on with letters, up to a GS)
+        end = j + fixed if fixed else n
+        if end > n or (not fixed and end - j > top):
+            return None
+        if ai in ST.CHECK_DIGIT_AIS:
+            if not gs1_ok(digits[j:end]):
+                return None
+        elif i == 0:
+            return None  # a string that does not start with a checked key: not taken as GS1
         else:
-            return k
+            out.append((j, end))
+        i = end
+    return out
 
 
 def gs1_ok(digits: bytes) -> bool:
@@ -238,10 +247,15 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
             if products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits):
                 continue
             if windows:
-                keys = gs1_keys_prefix(digits) if products and len(idxs) == e - s else 0
-                if keys:  # a GS1 element string: its checked keys stay, as the scanner decoder shows them
-                    idxs = idxs[keys:]
-                    digits = digits[keys:]
+                segments = gs1_segments(digits) if products and len(idxs) == e - s else None
+                if segments is not None:  # a GS1 element string: values checked one by one, as the decoder does
+                    for a, b in segments:
+                        seg = idxs[a:b]
+                        if len(seg) >= PAN_MIN_DIGITS and luhn_window(digits[a:b]) and not all(
+                                done[i] for i in _masked_part(seg)):
+                            mask_digit_positions(buf, seg, done=done)
+                            _bump(counts, "pan")
+                    continue
                 if not luhn_window(digits):
                     continue
             elif len(idxs) > PAN_MAX_DIGITS or not luhn_ok(digits):
@@ -329,6 +343,10 @@ class TextRedactor:
         del self._held[:n]
         del self._done[:n]
         return out
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         self._held += data

@@ -206,6 +206,10 @@ class ZvtTcpRedactor:
             out += self._blind_part()
         return bytes(out), []
 
+    @property
+    def held(self) -> int:
+        return len(self._apdu) - self._released
+
     def _blind_part(self) -> bytes:
         """The bytes of a released APDU not yet out: header bytes as they are, data bytes as zeros."""
         head = 5 if len(self._apdu) >= 3 and self._apdu[2] == 0xFF else 3
@@ -318,6 +322,10 @@ class ZvtSerialRedactor:
                 out += self._raw
                 self._raw.clear()
         return bytes(out), notes
+
+    @property
+    def held(self) -> int:
+        return len(self._raw)
 
     def _abandon(self) -> bytes:
         """A frame the decoder drops: its data bytes are masked whole (zeros; DLE pairs kept)."""
