@@ -4,7 +4,9 @@ Sans-IO: a ``StreamRedactor`` takes the bytes of one stream (one device, one dir
 them with PANs, track data and other card data masked **in place** — the same number of bytes out as in, so an
 offset in a recording is the offset on the wire. ``feed(data)`` returns ``(bytes, notes)``: the bytes that are
 ready (it may hold back a bounded tail that could still be the start of card data) and notes (dicts) about
-checksums it could not fix; ``flush()`` returns everything held. ``counts`` says how many ranges were masked, by
+checksums it could not fix; ``flush()`` returns everything held (cutting a frame still arriving: its data masked
+whole), ``held`` says how much that is (``bridge.recording.tws`` calls ``flush`` only at a close, at the end, or
+past its hold bound). ``counts`` says how many ranges were masked, by
 kind (``pan``, ``track``, ``withheld``).
 
 The mask keeps what the decoders show (a PAN's first six and last four digits) and replaces the rest with

@@ -5,10 +5,13 @@
   … ``?``: the PAN keeps its first six and last four digits (only the last four under 13 digits, as
   ``protocols.card.mask_pan``), the other PAN digits become ``0``; the name becomes spaces; everything after the
   second separator becomes ``0``. A track's LRC byte (the byte after ``?``, when it matched) is recomputed.
+* **Track 3** ``;`` … ``?`` (13 to 105 characters between the sentinels): every character between them ``0``.
 * **PAN**: a digit group sequence (``protocols.card``'s: digits with single spaces or hyphens between groups) of
-  13–19 digits that passes the Luhn check — every real card number does — and is not a 13- or 14-digit GS1
-  product code with a valid check digit (EAN-13, ITF-14, as the scanner decoder keeps them, scanner.md step 6):
-  first six and last four digits kept, the others ``0``, separators kept.
+  13 digits or more, some 13–19 consecutive digits of which pass the Luhn check — every real card number does,
+  also grouped or printed next to another number — and that is not a 13- or 14-digit GS1 product code with a
+  valid check digit (EAN-13, ITF-14, as the scanner decoder keeps them, scanner.md step 6); in a GS1 element
+  string, the values but its checked keys, one by one: first six and last four digits of the sequence kept (as
+  ``card.scrub``), the others ``0``, separators kept.
 
 Digits stay digits, so ``protocols.card.scrub`` and ``mask_pan`` give the same output for the redacted bytes as for
 the original ones, and a decoder's events do not change.
