@@ -1,8 +1,9 @@
 """Recordings never hold full PANs or track data (docs/bridge/recording.md section 5), whatever the split of the
-stream into chunks and wherever the bridge flushes: random PANs, track data and cardholder names are put into
-streams of every protocol family, written through ``tws.Writer`` and the file bytes (and the recorded stream) are
-scanned. Masking is in place (as many bytes out as in), and where no flush cuts a frame, decoding the redacted
-stream gives the same events as decoding the original.
+stream into chunks, wherever the bridge flushes and wherever the hold bound cuts a frame: random PANs, track data
+(tracks 1, 2, 3) and cardholder names, grouped PANs and PANs inside longer digit runs, messages with unknown BMPs,
+are put into streams of every protocol family, written through ``tws.Writer`` and the file bytes (and the recorded
+stream) are scanned. Masking is in place (as many bytes out as in), and flushes do not cut frames: unless the hold
+bound cuts one, decoding the redacted stream gives the same events as decoding the original.
 
 The payment messages come from the builders of ``test_payment_card_data`` (assembled from the specifications,
 not by the decoders or the redactors).
@@ -20,7 +21,8 @@ from bridge.recording import tws
 from protocols import Decoder
 from protocols.redact.text import gs1_ok, luhn_ok
 from streams import split
-from test_payment_card_data import ecr_frame, iso_message, names, packed_runs, pans, secrets, zvt_stream
+from simulator.zvt_dialogues import apdu, llvar, serial_frame
+from test_payment_card_data import ecr_frame, iso_message, names, nibbles, packed_runs, pans, secrets, zvt_stream
 
 DIGITS = "0123456789"
 
@@ -36,17 +38,23 @@ def luhn_pans(draw) -> str:
     return pan
 
 
-def record(tmp_path, protocol: str, options: dict, stream: bytes, cuts: list[int], flushes: list[int] = ()
-           ) -> tuple[bytes, bytes]:
-    """Write ``stream`` cut at ``cuts`` (flushing after the pieces listed in ``flushes``) into a recording; return
-    the file's bytes and the recorded stream."""
+def record(tmp_path, protocol: str, options: dict, stream: bytes, cuts: list[int], flushes: list[int] = (),
+           jumps: list[int] = ()) -> tuple[bytes, bytes]:
+    """Write ``stream`` cut at ``cuts`` (flushing after the pieces listed in ``flushes``; after those in ``jumps``,
+    the recorded time jumps past the hold bound, which cuts what is held) into a recording; return the file's bytes
+    and the recorded stream."""
     path = tmp_path / f"r{random.getrandbits(32)}.tws"
     pieces = split(stream, cuts)
+    t = 1000
     with tws.Writer.create(path, devices=[tws.DeviceInfo("dev", protocol, options=options)]) as w:
         for i, piece in enumerate(pieces):
-            w.chunk(1000 + i, "dev", "to_device", piece)
+            w.chunk(t, "dev", "to_device", piece)
+            t += 1
             if i in flushes:
                 w.flush()
+            if i in jumps:
+                t += tws.HOLD_BOUND_NS + 1
+                w.flush(now_ns=t)
     r = tws.Reader(path)
     recorded = b"".join(rec.data for rec in r.records() if type(rec) is tws.ChunkRecord)
     # masking is in place, but for a ZVT serial frame whose masked bytes were all DLE (its note says by how much)
@@ -91,37 +99,52 @@ def assert_no_card_data(blobs: tuple[bytes, ...], pan: str, disc: str | None = N
 real_pans = pans.filter(lambda p: len(set(p[6:-4])) >= 2)
 cuts_st = st.lists(st.integers(0, 10_000), max_size=8)
 flushes_st = st.lists(st.integers(0, 8), max_size=3)
+jumps_st = st.lists(st.integers(0, 8), max_size=2)
+#: BMPs the ZVT tables do not know (the redactor stops walking there, as the decoder does)
+unknown_bmps = st.sampled_from([0x92, 0x5E, 0xC1, 0xFE])
 
 
-@given(pan=real_pans, disc=secrets, name=names, cuts=cuts_st, flushes=flushes_st, framing=st.sampled_from(["serial", "tcp"]))
-def test_zvt_recordings_hold_no_card_data(tmp_path_factory, pan, disc, name, cuts, flushes, framing):
+def zvt_with_unknown_bmp(pan: str, bmp: int, framing: str) -> bytes:
+    message = apdu(0x04, 0x0F, b"\x27\x00" + bytes([bmp, 0x01]) + b"\x22" + llvar(nibbles(pan)))
+    return serial_frame(message) if framing == "serial" else message
+
+
+@given(pan=real_pans, disc=secrets, name=names, cuts=cuts_st, flushes=flushes_st, jumps=jumps_st,
+       framing=st.sampled_from(["serial", "tcp"]), unknown=st.none() | unknown_bmps)
+def test_zvt_recordings_hold_no_card_data(tmp_path_factory, pan, disc, name, cuts, flushes, jumps, framing, unknown):
     tmp = tmp_path_factory.mktemp("zvt")
     stream = zvt_stream(pan, disc, name, framing)
+    if unknown is not None:
+        stream = zvt_with_unknown_bmp(pan, unknown, framing) + stream
     protocol = f"zvt-{framing}"
-    data, recorded = record(tmp, protocol, {}, stream, cuts, flushes)
+    data, recorded = record(tmp, protocol, {}, stream, cuts, flushes, jumps)
     assert_no_card_data((data, recorded), pan, disc, name)
-    _, unflushed = record(tmp, protocol, {}, stream, cuts)
-    assert decode(protocol, {}, unflushed) == decode(protocol, {}, stream)
+    if unknown is None:  # (the rest of a message after an unknown BMP is masked whole: other values)
+        _, flushed = record(tmp, protocol, {}, stream, cuts, flushes)
+        assert decode(protocol, {}, flushed) == decode(protocol, {}, stream)
 
 
-@given(pan=real_pans, disc=secrets, name=names, cuts=cuts_st, flushes=flushes_st,
+@given(pan=real_pans, disc=secrets, name=names, cuts=cuts_st, flushes=flushes_st, jumps=jumps_st,
        spec_name=st.sampled_from(["iso87-binary", "iso87-ascii"]))
-def test_iso8583_recordings_hold_no_card_data(tmp_path_factory, pan, disc, name, cuts, flushes, spec_name):
+def test_iso8583_recordings_hold_no_card_data(tmp_path_factory, pan, disc, name, cuts, flushes, jumps, spec_name):
     tmp = tmp_path_factory.mktemp("iso")
     spec = iso8583.specs.default_ascii if spec_name == "iso87-ascii" else iso8583.specs.default
     msg = iso_message(pan, disc, name, spec, spec_name == "iso87-ascii")
     stream = (len(msg).to_bytes(2, "big") + msg) * 2
     options = {"spec": spec_name, "framing": "len2"}
-    data, recorded = record(tmp, "iso8583", options, stream, cuts, flushes)
+    data, recorded = record(tmp, "iso8583", options, stream, cuts, flushes, jumps)
     assert len(recorded) == len(stream)
     assert_no_card_data((data, recorded), pan, disc, name)
     assert b"0123456789ABCDEF" not in recorded.upper() and bytes.fromhex("0123456789ABCDEF") not in recorded
-    _, unflushed = record(tmp, "iso8583", options, stream, cuts)
-    assert decode("iso8583", options, unflushed) == decode("iso8583", options, stream)
+    _, flushed = record(tmp, "iso8583", options, stream, cuts, flushes)
+    assert decode("iso8583", options, flushed) == decode("iso8583", options, stream)
+    # without length framing the device is recorded masked whole
+    _, unframed = record(tmp, "iso8583", dict(options, framing="none"), msg, cuts, flushes, jumps)
+    assert unframed == bytes(len(msg))
 
 
-@given(pan=real_pans, cuts=cuts_st, flushes=flushes_st)
-def test_ecr_recordings_hold_no_pan_and_keep_checksums_valid(tmp_path_factory, pan, cuts, flushes):
+@given(pan=real_pans, cuts=cuts_st, flushes=flushes_st, jumps=jumps_st)
+def test_ecr_recordings_hold_no_pan_and_keep_checksums_valid(tmp_path_factory, pan, cuts, flushes, jumps):
     tmp = tmp_path_factory.mktemp("ecr")
     streams = {
         "transbank": ecr_frame(f"0210|00|597029414300|70000001|123456|A1B2C3|1250|{pan}|CR".encode()),
@@ -131,26 +154,30 @@ def test_ecr_recordings_hold_no_pan_and_keep_checksums_valid(tmp_path_factory, p
     for preset, frame in streams.items():
         stream = b"\x06" + frame + b"\x06" + frame
         options = {"preset": preset}
-        data, recorded = record(tmp, "ecr", options, stream, cuts, flushes)
+        data, recorded = record(tmp, "ecr", options, stream, cuts, flushes, jumps)
         assert len(recorded) == len(stream)
         if preset != "nexi" or luhn_ok(pan.encode()):  # nexi has no field separator: Luhn-valid PANs only
             assert_no_card_data((data, recorded), pan)
-        _, unflushed = record(tmp, "ecr", options, stream, cuts)
-        events = decode("ecr", options, unflushed)
+        _, flushed = record(tmp, "ecr", options, stream, cuts, flushes)
+        events = decode("ecr", options, flushed)
         assert events == decode("ecr", options, stream)
         assert not any(e["type"] == "link.checksum_error" for e in events)
 
 
 @st.composite
 def text_streams(draw):
-    """Printable noise with Luhn-valid PANs (plain, or grouped by spaces/hyphens), track 1 and track 2 data."""
+    """Printable noise with Luhn-valid PANs (plain, grouped by spaces/hyphens, inside a longer digit run: a digit
+    before it, an expiry after it), track 1, track 2 and track 3 data."""
     pan = draw(luhn_pans())
     disc = draw(secrets)
     name = draw(names)
     noise = st.text(alphabet="ABCXYZ abc.,:-=/*#\r\n", max_size=40)
     sep = draw(st.sampled_from(["", " ", "-"]))
     grouped = sep.join(pan[i:i + 4] for i in range(0, len(pan), 4))
-    items = [f"%B{pan}^{name}^2812101{disc}?", f";{pan}=2812101{disc}?", f"CARD {grouped} OK"]
+    lead = draw(st.sampled_from(["", "1 ", "2", "00"]))
+    tail = draw(st.sampled_from(["", " 12-25", "-001", "9"]))
+    items = [f"%B{pan}^{name}^2812101{disc}?", f";{pan}=2812101{disc}?", f"CARD {lead}{grouped}{tail} OK",
+             f";01{pan}=7247241{disc}0303000000000404000000000100?"]
     parts = []
     for item in draw(st.permutations(items)):
         parts.append(draw(noise))
@@ -159,12 +186,12 @@ def text_streams(draw):
     return "".join(parts).encode(), pan, disc, name
 
 
-@given(case=text_streams(), cuts=cuts_st, flushes=flushes_st,
+@given(case=text_streams(), cuts=cuts_st, flushes=flushes_st, jumps=jumps_st,
        protocol=st.sampled_from(["escpos", "scanner", "msr", "display-epson"]))
-def test_text_recordings_hold_no_pan_or_track_data(tmp_path_factory, case, cuts, flushes, protocol):
+def test_text_recordings_hold_no_pan_or_track_data(tmp_path_factory, case, cuts, flushes, jumps, protocol):
     stream, pan, disc, name = case
     tmp = tmp_path_factory.mktemp("text")
-    data, recorded = record(tmp, protocol, {}, stream, cuts, flushes)
+    data, recorded = record(tmp, protocol, {}, stream, cuts, flushes, jumps)
     assert len(recorded) == len(stream)
     assert_no_card_data((data, recorded), pan, disc, name)
     _, unflushed = record(tmp, protocol, {}, stream, cuts)

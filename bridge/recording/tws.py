@@ -20,7 +20,9 @@ from typing import Any, BinaryIO, Iterator, NamedTuple
 
 import msgpack
 
-from protocols.redact import POLICY, StreamRedactor, redactor_for
+from collections import deque
+
+from protocols.redact import POLICY, StreamRedactor, masks_whole, redactor_for
 
 # ------------------------------------------------------------------------------------------------ layout
 SIGNATURE = b"\x89TWS\r\n\x1a\n"  # PNG-style: a non-text byte first, CR LF and ^Z catch text-mode mangling
@@ -44,6 +46,16 @@ MAX_BLOCK_PAYLOAD = 4 * 1024 * 1024
 BLOCK_TARGET = 64 * 1024
 # A chunk larger than this is stored as several chunk records (same t_ns), so every record fits a block.
 MAX_CHUNK_RECORD = 1024 * 1024
+
+# A redactor holds a frame, a track or a PAN still arriving until it completes (docs/bridge/recording.md section
+# 5): flush() does not cut it. Bytes held longer than this, in recorded time (the t_ns of later chunks and control
+# records, or flush(now_ns=…)), are released as at a cut: their data masked whole. 5 s: a 250-byte ZVT frame at
+# 9600 baud takes 0.26 s, a 64 KiB one at 115200 baud 5.7 s … the largest frames may be cut, a stalled one is not
+# held for ever.
+HOLD_BOUND_NS = 5_000_000_000
+# device.status states (and the older "close") that end a device's streams: what is held is released whole and
+# the next bytes start fresh streams, as the pipeline's decoders do.
+CLOSING_KINDS = frozenset({"close", "closed"})
 
 REC_CHUNK, REC_CONTROL = 0, 1
 _DIRECTIONS = ("to_device", "from_device")
@@ -87,6 +99,31 @@ class ControlRecord(NamedTuple):
     fields: dict
 
 
+class _Stream:
+    """One device direction: its redactor, the latest t_ns fed, and where each chunk still (partly) held began."""
+
+    __slots__ = ("redactor", "t_ns", "fed", "base", "marks", "counts")
+
+    def __init__(self, redactor: StreamRedactor | None) -> None:
+        self.redactor = redactor
+        self.t_ns = 0
+        self.fed = 0                     # bytes fed so far (the stream offset of the next byte)
+        self.base = 0                    # stream offset where the current redactor began (after a close)
+        self.marks: deque = deque()      # (stream offset, t_ns) of each chunk whose bytes may still be held
+        self.counts: dict[str, int] = {}  # counts of the redactors replaced at a close
+
+    def held_since(self) -> int | None:
+        """The t_ns of the oldest held byte's chunk, or None when nothing is held."""
+        held = self.redactor.held if self.redactor is not None else 0
+        if not held:
+            self.marks.clear()
+            return None
+        first = self.fed - held
+        while len(self.marks) > 1 and self.marks[1][0] <= first:
+            self.marks.popleft()
+        return self.marks[0][1] if self.marks else None
+
+
 def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
@@ -118,8 +155,8 @@ class Writer:
         self._records = 0
         self._last_t_ns = 0
         self._closed = False
-        # per (device, direction): the redactor and the t_ns of the latest chunk fed to it
-        self._streams: dict[tuple[str, str], list] = {}
+        # per (device, direction)
+        self._streams: dict[tuple[str, str], _Stream] = {}
         self._counts_written: dict = {}
 
     @classmethod
@@ -136,6 +173,7 @@ class Writer:
                     raise ValueError(f"device {d.name!r}: {exc}") from None
         created = time.time_ns() if created_ns is None else int(created_ns)
         protocols = sorted({d.protocol for d in devices})
+        whole = [d.name for d in devices if masks_whole(d.protocol, d.options)] if redact else []
         header = {
             "format": "tws", "version": VERSION, "minor": MINOR,
             "created_ns": created,
@@ -146,6 +184,10 @@ class Writer:
             "redaction": {"policy": POLICY if redact else "none", "protocols": protocols if redact else []},
             "devices": [d.to_map() for d in devices],
         }
+        if whole:
+            # devices whose bytes are all recorded as zero bytes (lengths kept): ISO 8583 without length framing,
+            # whose messages cannot be delimited safely in a stream
+            header["redaction"]["masked_whole"] = whole
         path = os.fspath(path)
         fh = open(path, "wb")  # noqa: SIM115 - owned by the writer, closed by close()
         w = cls(fh, path, devices, header, redact)
@@ -168,26 +210,45 @@ class Writer:
             return
         stream = self._stream(device, direction)
         # Held bytes leave with the time of the chunk that released them: the same or later than when they came.
-        stream[1] = max(stream[1], int(t_ns))
-        out, notes = stream[0].feed(data) if stream[0] is not None else (data, [])
-        self._emit(stream[1], device, direction, out, notes)
+        stream.t_ns = max(stream.t_ns, int(t_ns))
+        if stream.redactor is None:
+            self._emit(stream, device, direction, data, [])
+            return
+        stream.marks.append((stream.fed, int(t_ns)))
+        stream.fed += len(data)
+        out, notes = stream.redactor.feed(data)
+        self._emit(stream, device, direction, out, notes)
+        self._release_stale(int(t_ns))
 
     def control(self, t_ns: int, device: str, kind: str, **fields) -> None:
+        """A control record. ``kind`` ``closed`` (the bridge's device.status state) or ``close`` ends the device's
+        streams: what they hold is released (a frame cut there masked whole) before the record, and the next bytes
+        start fresh streams. Other kinds leave frames in progress held."""
         self._check_open()
         if device and device not in self._dev_index:
             raise ValueError(f"control record for unknown device {device!r}")
-        if device:
-            # what the device's redactors hold came before this record: it goes first (a close ends the streams)
-            self._release_held(end=kind == "close", device=device)
+        if device and kind in CLOSING_KINDS:
+            self._release_held(end=True, device=device)
         self._add(int(t_ns), [REC_CONTROL, int(t_ns), self._dev_index.get(device, -1), str(kind), fields])
+        self._release_stale(int(t_ns))
 
-    def flush(self) -> None:
-        """Release what the redactors hold, end the current block and make it durable (fsync)."""
-        self._flush(end=False)
-
-    def _flush(self, end: bool) -> None:
+    def flush(self, now_ns: int | None = None) -> None:
+        """End the current block and make what has been released durable (fsync). Frames, tracks and PANs still
+        arriving stay held (a flush does not cut them), unless held longer than ``HOLD_BOUND_NS`` by ``now_ns``
+        (the bridge's ``time.time_ns()``, optional) or by the latest record's t_ns."""
         self._check_open()
-        self._release_held(end)
+        self._release_stale(self._last_t_ns if now_ns is None else max(int(now_ns), self._last_t_ns))
+        self._flush(end=None)
+
+    @property
+    def held(self) -> int:
+        """Bytes held by the redactors now (not yet in the file)."""
+        return sum(s.redactor.held for s in self._streams.values() if s.redactor is not None)
+
+    def _flush(self, end: bool | None) -> None:
+        self._check_open()
+        if end is not None:
+            self._release_held(end)
         counts = self.redactions
         if counts != self._counts_written:
             self._add(self._last_t_ns, [REC_CONTROL, self._last_t_ns, -1, "redactions", {"counts": counts}])
@@ -219,13 +280,14 @@ class Writer:
     def redactions(self) -> dict:
         """``{device: {kind: ranges masked}}`` so far, both directions together."""
         out: dict = {}
-        for (device, _), (red, _) in self._streams.items():
-            if red is None:
+        for (device, _), stream in self._streams.items():
+            if stream.redactor is None:
                 continue
-            for kind, n in red.counts.items():
-                if n:
-                    d = out.setdefault(device, {})
-                    d[kind] = d.get(kind, 0) + n
+            for counts in (stream.counts, stream.redactor.counts):
+                for kind, n in counts.items():
+                    if n:
+                        d = out.setdefault(device, {})
+                        d[kind] = d.get(kind, 0) + n
         return out
 
     # ------------------------------------------------------------------ internals
@@ -234,30 +296,56 @@ class Writer:
         if self._closed:
             raise ValueError("recording is closed")
 
-    def _stream(self, device: str, direction: str) -> list:
+    def _new_redactor(self, device: str, direction: str) -> StreamRedactor | None:
+        if not self.redact:
+            return None
+        info = self.devices[self._dev_index[device]]
+        return redactor_for(info.protocol, direction, info.options)
+
+    def _stream(self, device: str, direction: str) -> _Stream:
         key = (device, direction)
         stream = self._streams.get(key)
         if stream is None:
-            red: StreamRedactor | None = None
-            if self.redact:
-                info = self.devices[self._dev_index[device]]
-                red = redactor_for(info.protocol, direction, info.options)
-            stream = self._streams[key] = [red, 0]
+            stream = self._streams[key] = _Stream(self._new_redactor(device, direction))
         return stream
 
     def _release_held(self, end: bool, device: str | None = None) -> None:
+        """Release what the streams (of ``device``, or all) hold. ``end``: the streams end here; the next bytes of
+        the device start with fresh redactors (their counts carried on)."""
         for (dev, direction), stream in self._streams.items():
-            if device is not None and dev != device:
+            if device is not None and dev != device or stream.redactor is None:
                 continue
-            if stream[0] is not None:
-                out, notes = stream[0].flush(end=end)
-                self._emit(stream[1], dev, direction, out, notes)
+            red = stream.redactor
+            if red.held:
+                out, notes = red.flush(end=end)
+                self._emit(stream, dev, direction, out, notes)
+            stream.marks.clear()
+            if end:
+                for kind, n in red.counts.items():
+                    stream.counts[kind] = stream.counts.get(kind, 0) + n
+                stream.redactor = self._new_redactor(dev, direction)
+                stream.base = stream.fed
 
-    def _emit(self, t_ns: int, device: str, direction: str, data: bytes, notes: list) -> None:
+    def _release_stale(self, now_ns: int) -> None:
+        """Cut what a stream has held longer than ``HOLD_BOUND_NS`` by ``now_ns`` (masked whole, as at a cut)."""
+        for (dev, direction), stream in self._streams.items():
+            since = stream.held_since()
+            if since is not None and now_ns - since > HOLD_BOUND_NS:
+                stream.t_ns = max(stream.t_ns, now_ns)
+                out, notes = stream.redactor.flush(end=False)
+                notes = [dict(n, reason=n.get("reason", "") + f" (held over {HOLD_BOUND_NS // 1_000_000_000} s)")
+                         for n in notes]
+                self._emit(stream, dev, direction, out, notes)
+                stream.marks.clear()
+
+    def _emit(self, stream: _Stream, device: str, direction: str, data: bytes, notes: list) -> None:
+        t_ns = stream.t_ns
         idx, code = self._dev_index[device], _DIR_CODE[direction]
         for i in range(0, len(data), MAX_CHUNK_RECORD):
             self._add(t_ns, [REC_CHUNK, t_ns, idx, code, data[i:i + MAX_CHUNK_RECORD]])
         for note in notes:
+            if stream.base and "offset" in note:
+                note = dict(note, offset=note["offset"] + stream.base)
             self._add(t_ns, [REC_CONTROL, t_ns, idx, "redaction", dict(note, direction=direction)])
 
     def _add(self, t_ns: int, record: list) -> None:

@@ -4,7 +4,9 @@ Sans-IO: a ``StreamRedactor`` takes the bytes of one stream (one device, one dir
 them with PANs, track data and other card data masked **in place** — the same number of bytes out as in, so an
 offset in a recording is the offset on the wire. ``feed(data)`` returns ``(bytes, notes)``: the bytes that are
 ready (it may hold back a bounded tail that could still be the start of card data) and notes (dicts) about
-checksums it could not fix; ``flush()`` returns everything held. ``counts`` says how many ranges were masked, by
+checksums it could not fix; ``flush()`` returns everything held (cutting a frame still arriving: its data masked
+whole), ``held`` says how much that is (``bridge.recording.tws`` calls ``flush`` only at a close, at the end, or
+past its hold bound). ``counts`` says how many ranges were masked, by
 kind (``pan``, ``track``, ``withheld``).
 
 The mask keeps what the decoders show (a PAN's first six and last four digits) and replaces the rest with
@@ -29,7 +31,13 @@ class StreamRedactor:
         raise NotImplementedError
 
     def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
-        """Everything held; ``end``: the stream ends here (a recording's close), nothing more will follow."""
+        """Everything held; ``end``: the stream ends here (a recording's close), nothing more will follow. Without
+        ``end``, a frame still arriving is cut: its data is masked whole (and so is the rest of it)."""
+        raise NotImplementedError
+
+    @property
+    def held(self) -> int:
+        """How many bytes fed are held back now (a frame, a track or a PAN still arriving)."""
         raise NotImplementedError
 
 
@@ -41,6 +49,15 @@ FAMILIES = {
 
 def family_of(protocol: str) -> str:
     return FAMILIES.get(protocol, "text")
+
+
+def masks_whole(protocol: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether a device's bytes are recorded masked whole (zero bytes, lengths kept) because its stream cannot be
+    redacted safely field by field: ISO 8583 without length framing (``framing="none"``)."""
+    if family_of(protocol) != "iso8583":
+        return False
+    from protocols.redact.iso8583 import masks_whole as iso_masks_whole
+    return iso_masks_whole(dict(options or {}))
 
 
 def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None = None) -> StreamRedactor:
@@ -65,4 +82,4 @@ def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None =
     return TextRedactor(fix_lrc=lrc)
 
 
-__all__ = ["POLICY", "StreamRedactor", "family_of", "redactor_for"]
+__all__ = ["POLICY", "StreamRedactor", "family_of", "masks_whole", "redactor_for"]

@@ -16,7 +16,8 @@ class EcrRedactor:
         self.cfg = ET.resolve(options)
         # With a field separator, a digit run never spans two fields: every run of 13 digits or more is masked, as
         # the decoder scrubs the payload. Without one, layouts read fields at fixed positions inside long digit runs
-        # (Concert: POS number, amount, flags and currency form one 16-digit run), so only Luhn-valid PANs are.
+        # (Concert: POS number, amount, flags and currency form one 16-digit run), so only Luhn-valid PANs are, and
+        # only whole digit runs (windows=False: a Luhn-valid window inside such a run is common by chance).
         self.luhn = self.cfg.fs is None
         self._between = TextRedactor(self.luhn, products=False)
         self._between.counts = self.counts
@@ -53,13 +54,13 @@ class EcrRedactor:
                     self._state = "csum"
                 elif b == cfg.stx:  # restarted: the abandoned frame is masked as text
                     head = self._frame[:-1]
-                    mask_text(head, self.counts, final=True, luhn=self.luhn, products=False)
+                    mask_text(head, self.counts, final=True, luhn=self.luhn, products=False, windows=False)
                     out += head
                     self._frame = bytearray([b])
                     self._frame_at = self._offset - 1
                     self._blind = False
                 elif len(self._frame) - 1 > cfg.max_frame:
-                    mask_text(self._frame, self.counts, final=True, luhn=self.luhn, products=False)
+                    mask_text(self._frame, self.counts, final=True, luhn=self.luhn, products=False, windows=False)
                     out += self._frame
                     self._frame = bytearray()
                     self._state = "ground"
@@ -74,6 +75,10 @@ class EcrRedactor:
                 self._frame.clear()
         out += self._between.feed(bytes(ground))[0]
         return bytes(out), notes
+
+    @property
+    def held(self) -> int:
+        return len(self._frame) + self._between.held
 
     def _finish(self, notes: list) -> bytes:
         cfg, fr = self.cfg, self._frame
@@ -93,7 +98,7 @@ class EcrRedactor:
             v = ET.checksum(cfg.checksum, covered, cfg.seed)
             return bytes([v]) if w == 1 else (v.to_bytes(2, cfg.byte_order) if w == 2 else b"")
 
-        mask_text(payload, self.counts, final=True, luhn=self.luhn, products=False)
+        mask_text(payload, self.counts, final=True, luhn=self.luhn, products=False, windows=False)
         if bytes(payload) != before:
             fr[1:etx_at] = payload
             if check(before) == got_bytes:

@@ -103,21 +103,30 @@ def _mask_field(buf: bytearray, s: int, e: int, n: int, f, length: int, counts: 
 
 def mask_message(body: bytearray, start: int, end: int, spec, counts: dict) -> None:
     """Mask the card data of one message (``body[start:end]``, after the link header), in place. A message the
-    spec cannot walk stops where the decoder stops; what follows is masked as free text."""
+    spec cannot walk stops where the decoder stops; what follows (a PIN block, a BCD PAN in field 55, …) cannot be
+    told apart from other data, so it is masked whole (zero bytes)."""
     pos = start
     mti_len = 2 if spec.mti == 2 else 4
     pos += mti_len
-    if pos > end:
+    if pos >= end:
         return
+    walked = _walk_fields(body, pos, end, spec, counts)
+    if walked < end:
+        withhold(body, walked, end, counts)
+
+
+def _walk_fields(body: bytearray, pos: int, end: int, spec, counts: dict) -> int:
+    """Mask field by field from the bitmap at ``pos``; return where the walk ended (``end`` when it walked the
+    whole message)."""
     bitmap = bytearray(16)
     for k in range(2):
         width = 16 if spec.bitmap_hex else 8
         part = bytes(body[pos:pos + width])
         if len(part) < width:
-            return
+            return pos
         if spec.bitmap_hex:
             if not all(c in _HEXCHARS for c in part):
-                return
+                return pos
             part = bytes.fromhex(part.decode("ascii"))
         bitmap[8 * k:8 * k + 8] = part
         pos += width
@@ -128,25 +137,29 @@ def mask_message(body: bytearray, start: int, end: int, spec, counts: dict) -> N
             continue
         f = spec.fields[n]
         if f is None:
-            break
+            return pos
         if f.kind:
             length = _length(f, bytes(body[pos:pos + f.prefix_width]))
             if length is None or length > f.max:
-                break
+                return pos
             pos += f.prefix_width
         else:
             length = f.max
         wire = (length + 1) // 2 if f.digits else length
         if end - pos < wire:
-            break
+            return pos
         _mask_field(body, pos, pos + wire, n, f, length, counts)
         pos += wire
-    if pos < end:
-        mask_free_text(body, pos, end, counts)
+    return pos
+
+
+def masks_whole(options: dict) -> bool:
+    """A device whose bytes are recorded masked whole: ISO 8583 without length framing (``framing="none"``)."""
+    return _framing(options.get("framing", "len2"), True) == "none"
 
 
 class Iso8583Redactor:
-    """Holds one frame (at most ``MAX_ISO_FRAME`` bytes after its prefix, the decoder's bound) until it is
+    """With ``framing="none"`` every byte is recorded as a zero byte (``masks_whole``). Otherwise holds one frame (at most ``MAX_ISO_FRAME`` bytes after its prefix, the decoder's bound) until it is
     complete; bytes outside frames pass at once."""
 
     def __init__(self, options: dict) -> None:
@@ -163,9 +176,14 @@ class Iso8583Redactor:
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         base = self._offset
         self._offset += len(data)
-        self._held += data
         if self._plen == 0:
-            return b"", []
+            # framing "none": a message's end is only known when the stream ends, and a flush or a time bound in
+            # the middle would leave the rest to be parsed from a wrong start: the bytes are recorded masked whole
+            if data and not self.counts.get("withheld"):
+                _bump(self.counts, "withheld")  # the whole stream: one range
+            self._held_at = self._offset
+            return bytes(len(data)), []
+        self._held += data
         for item in self._framer.feed(data, base):
             if item[0] != "frame":
                 continue
@@ -182,6 +200,10 @@ class Iso8583Redactor:
         keep_from = fr.frame_off if fr.in_frame else (fr.pre_off if fr.pre else self._offset)
         return self._emit(keep_from), []
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     def _emit(self, upto: int) -> bytes:
         n = max(0, upto - self._held_at)
         out = bytes(self._held[:n])
@@ -192,9 +214,7 @@ class Iso8583Redactor:
     def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
         notes: list[dict] = []
         fr = self._framer
-        if self._plen == 0:
-            mask_message(self._held, self.header, len(self._held), self.spec, self.counts)
-        elif (fr.in_frame or fr.pre) and self._held:
+        if (fr.in_frame or fr.pre) and self._held:
             start = fr.frame_off + len(fr.prefix) if fr.in_frame else self._offset
             for p in range(max(start, self._held_at), self._offset):
                 self._held[p - self._held_at] = 0

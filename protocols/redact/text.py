@@ -5,10 +5,13 @@
   … ``?``: the PAN keeps its first six and last four digits (only the last four under 13 digits, as
   ``protocols.card.mask_pan``), the other PAN digits become ``0``; the name becomes spaces; everything after the
   second separator becomes ``0``. A track's LRC byte (the byte after ``?``, when it matched) is recomputed.
+* **Track 3** ``;`` … ``?`` (13 to 105 characters between the sentinels): every character between them ``0``.
 * **PAN**: a digit group sequence (``protocols.card``'s: digits with single spaces or hyphens between groups) of
-  13–19 digits that passes the Luhn check — every real card number does — and is not a 13- or 14-digit GS1
-  product code with a valid check digit (EAN-13, ITF-14, as the scanner decoder keeps them, scanner.md step 6):
-  first six and last four digits kept, the others ``0``, separators kept.
+  13 digits or more, some 13–19 consecutive digits of which pass the Luhn check — every real card number does,
+  also grouped or printed next to another number — and that is not a 13- or 14-digit GS1 product code with a
+  valid check digit (EAN-13, ITF-14, as the scanner decoder keeps them, scanner.md step 6); in a GS1 element
+  string, the values but its checked keys, one by one: first six and last four digits of the sequence kept (as
+  ``card.scrub``), the others ``0``, separators kept.
 
 Digits stay digits, so ``protocols.card.scrub`` and ``mask_pan`` give the same output for the redacted bytes as for
 the original ones, and a decoder's events do not change.
@@ -24,24 +27,28 @@ PAN_MAX_DIGITS = 19
 _SEQUENCE = re.compile(rb"[0-9]+(?:[ -][0-9]+)*")
 TRACK1 = re.compile(rb"%B([0-9]{1,19})\^([\x20-\x3e\x40-\x5d\x5f]{0,26})\^([\x20-\x3e\x40-\x5d\x5f]{0,50})\?")
 TRACK2 = re.compile(rb";([0-9]{1,19})=([0-9\x3a-\x3e]{0,37})\?")
-_TRACK_BASE = {1: 0x20, 2: 0x30}
+# Track 3 (ISO 4909: format code, PAN, ``=``, …; up to 107 characters with its sentinels): everything between the
+# sentinels becomes ``0`` (the decoders never show a PAN from track 3). 13 characters at least: a PAN's worth.
+TRACK3 = re.compile(rb";([0-9\x3a-\x3e]{13,105})\?")
+_TRACK_BASE = {1: 0x20, 2: 0x30, 3: 0x30}
 # characters from start to end sentinel (ISO/IEC 7811-2, -6: 79 and 40); a track still arriving is held this long.
 # Masking also takes longer ones (up to the patterns' bounds: 100 and 59), which are not tracks but look like them.
-_TRACK_MAX = {1: 100, 2: 59}
+_TRACK_MAX = {1: 100, 2: 59, 3: 107}
 # The start of a track that has not ended yet: what the bytes after a start sentinel must look like to be held.
 _TRACK1_START = re.compile(rb"%(?:B(?:[0-9]{1,19}(?:\^(?:[\x20-\x3e\x40-\x5d\x5f]{0,26}(?:\^[\x20-\x3e\x40-\x5d\x5f]*)?)?)?)?)?")
 _TRACK2_START = re.compile(rb";(?:[0-9]{1,19}(?:=[0-9\x3a-\x3e]*)?)?")
+_TRACK3_START = re.compile(rb";[0-9\x3a\x3c-\x3e]*")  # track 2's start too
 
 
 def open_track_start(data: bytes) -> int | None:
     """Where a track that may still be arriving starts in ``data`` (its start sentinel, and everything after it
     so far shaped like the start of a track 1 or 2 within its length), or None."""
     n = len(data)
-    for p in range(n - 1, max(0, n - _TRACK_MAX[1]) - 1, -1):
+    for p in range(n - 1, max(0, n - _TRACK_MAX[3]) - 1, -1):
         c = data[p]
-        if c == 0x25 and _TRACK1_START.fullmatch(data, p):
+        if c == 0x25 and n - p <= _TRACK_MAX[1] and _TRACK1_START.fullmatch(data, p):
             return p
-        if c == 0x3B and n - p <= _TRACK_MAX[2] and _TRACK2_START.fullmatch(data, p):
+        if c == 0x3B and n - p <= _TRACK_MAX[3] and _TRACK3_START.fullmatch(data, p):
             return p
     return None
 
@@ -60,6 +67,68 @@ def luhn_ok(digits: bytes) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+def luhn_window(digits: bytes) -> bool:
+    """Whether some run of 13–19 consecutive digits of ``digits`` (all of them included) passes the Luhn check: a
+    card number may be printed inside a longer number (``1 4111111111111111``, a grouped PAN followed by an expiry
+    ``4111 1111 1111 1111 12-25``). Prefix sums per parity make each window O(1)."""
+    n = len(digits)
+    if n < PAN_MIN_DIGITS:
+        return False
+    plain = [[0] * (n + 1), [0] * (n + 1)]   # plain[p][i]: digits before i at positions of parity p
+    double = [[0] * (n + 1), [0] * (n + 1)]  # the same, doubled the Luhn way
+    for i, c in enumerate(digits):
+        d = c - 0x30
+        dd = 2 * d - 9 if d > 4 else 2 * d
+        for p in (0, 1):
+            hit = (i & 1) == p
+            plain[p][i + 1] = plain[p][i] + (d if hit else 0)
+            double[p][i + 1] = double[p][i] + (dd if hit else 0)
+    for end in range(PAN_MIN_DIGITS, n + 1):
+        last = (end - 1) & 1  # the check digit's parity: digits of that parity count plain, the others doubled
+        for length in range(PAN_MIN_DIGITS, min(PAN_MAX_DIGITS, end) + 1):
+            a = end - length
+            total = (plain[last][end] - plain[last][a]) + (double[1 - last][end] - double[1 - last][a])
+            if total % 10 == 0:
+                return True
+    return False
+
+
+def gs1_segments(digits: bytes) -> list[tuple[int, int]] | None:
+    """A digit run read as a GS1 element string, as the scanner decoder reads one (``protocols.scanner.tables``):
+    when it starts with a GS1 key that has a valid check digit (``01`` + GTIN-14, ``00`` + SSCC, …) and every AI
+    after it is known, the (start, end) digit ranges of the values that are not checked keys — the decoder shows a
+    checked key as it is and scrubs every other value on its own. None when the run is not such a string."""
+    from protocols.scanner import tables as ST
+    i, n = 0, len(digits)
+    out: list[tuple[int, int]] = []
+    while i < n:
+        spec = None
+        for k in (2, 3, 4):
+            if i + k > n:
+                break
+            spec = ST.AI_TABLE.get(digits[i:i + k].decode("ascii"))
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        ai = digits[i:i + k].decode("ascii")
+        fixed, top = spec[0], spec[1]
+        j = i + k
+        # a variable-length value runs to the end of the digits (it may go on with letters, up to a GS)
+        end = j + fixed if fixed else n
+        if end > n or (not fixed and end - j > top):
+            return None
+        if ai in ST.CHECK_DIGIT_AIS:
+            if not gs1_ok(digits[j:end]):
+                return None
+        elif i == 0:
+            return None  # a string that does not start with a checked key: not taken as GS1
+        else:
+            out.append((j, end))
+        i = end
+    return out
 
 
 def gs1_ok(digits: bytes) -> bool:
@@ -104,7 +173,11 @@ def _mask_track(buf: bytearray, m: re.Match, number: int, fix_lrc: bool, done: b
     base = _TRACK_BASE[number]
     before = bytes(buf[start:end])
     mask_digit_positions(buf, list(range(m.start(1), m.end(1))), done=done)
-    if number == 1:
+    if number == 3:
+        for i in range(m.start(1), m.end(1)):
+            if not done[i]:
+                buf[i] = 0x30
+    elif number == 1:
         buf[m.start(2):m.end(2)] = b" " * (m.end(2) - m.start(2))
         buf[m.start(3):m.end(3)] = b"0" * (m.end(3) - m.start(3))
     else:
@@ -114,11 +187,15 @@ def _mask_track(buf: bytearray, m: re.Match, number: int, fix_lrc: bool, done: b
 
 
 def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = True,
-              done: bytearray | None = None, fix_lrc: bool = False, products: bool = True) -> int:
+              done: bytearray | None = None, fix_lrc: bool = False, products: bool = True,
+              windows: bool = True) -> int:
     """Mask, in place, every complete track and PAN in ``buf``; return how many leading bytes are final.
 
-    ``luhn`` True (streams that carry product codes and other long numbers: printers, scanners, displays): a PAN is
-    a 13–19-digit sequence passing the Luhn check and, with ``products``, not a GS1 product code. ``luhn`` False (a payment message's
+    ``luhn`` True (streams that carry product codes and other long numbers: printers, scanners, displays): a
+    sequence of 13 digits or more holds a PAN when some 13–19 consecutive digits of it pass the Luhn check
+    (``luhn_window``; with ``windows`` False only the whole sequence of 13–19 digits is checked) and, with
+    ``products``, it is not a 13/14-digit GS1 product code; it is then masked as the decoders scrub it (its first
+    six and last four digits kept: every window's middle is inside what that hides). ``luhn`` False (a payment message's
     free text, which its decoder scrubs whole): every sequence of 13 digits or more, exactly as ``scrub``. With
     ``final`` False, a track or digit sequence that reaches the end of ``buf`` (it may go on in the next bytes) is
     left as it is and the returned position is where it starts. ``done`` (one flag per byte of ``buf``) marks the
@@ -129,13 +206,16 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
     cut = n
     data = bytes(buf)
     deferred: list[tuple[int, int]] = []  # complete tracks left for the next call (their LRC byte is to come)
-    for number, pattern in ((1, TRACK1), (2, TRACK2)):
+    for number, pattern in ((1, TRACK1), (2, TRACK2), (3, TRACK3)):
         for m in pattern.finditer(data):
             if not final and m.end() == n and fix_lrc:  # the LRC byte follows
                 cut = min(cut, m.start())
                 deferred.append((m.start(), m.end()))
                 continue
             if all(done[m.start():m.end()]):
+                continue  # (masked already: e.g. a track 2, whose shape track 3's pattern takes too)
+            if number == 3 and all(done[i] or buf[i] == 0x30 for i in range(m.start(1), m.end(1))):
+                done[m.start():m.end()] = b"\x01" * (m.end() - m.start())
                 continue
             _mask_track(buf, m, number, fix_lrc, done)
             done[m.start():m.end()] = b"\x01" * (m.end() - m.start())
@@ -144,6 +224,10 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
     open_at = None if final else open_track_start(data)
     for m in _SEQUENCE.finditer(data):
         s, e = m.start(), m.end()
+        if s >= 2 and data[s - 2] == 0x5D and (0x41 <= data[s - 1] <= 0x5A or 0x61 <= data[s - 1] <= 0x7A):
+            s += 1  # an AIM symbology identifier's modifier digit (``]C1``) is not part of the label
+            if s >= e or data[s] in b" -":
+                continue
         if any(a <= s < b for a, b in deferred):
             continue
         if open_at is not None and s > open_at:
@@ -153,8 +237,8 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
         if not at_end and e - s < PAN_MIN_DIGITS:
             continue  # too short to hold 13 digits (the common case: prices, quantities)
         idxs = [i for i in range(s, e) if 0x30 <= data[i] <= 0x39]
-        if at_end and (len(idxs) <= PAN_MAX_DIGITS or not luhn):
-            cut = min(cut, s)
+        if at_end and (len(idxs) <= PAN_MAX_DIGITS or not luhn or windows):
+            cut = min(cut, s)  # it may go on: decided when it ends (the hold bound releases a very long one)
             continue
         if len(idxs) < PAN_MIN_DIGITS:
             continue
@@ -163,8 +247,21 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
         forced = any(done[i] for i in idxs)
         if luhn and not forced:
             digits = bytes(data[i] for i in idxs)
-            if len(idxs) > PAN_MAX_DIGITS or not luhn_ok(digits) or (
-                    products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits)):
+            if products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits):
+                continue
+            if windows:
+                segments = gs1_segments(digits) if products and len(idxs) == e - s else None
+                if segments is not None:  # a GS1 element string: values checked one by one, as the decoder does
+                    for a, b in segments:
+                        seg = idxs[a:b]
+                        if len(seg) >= PAN_MIN_DIGITS and luhn_window(digits[a:b]) and not all(
+                                done[i] for i in _masked_part(seg)):
+                            mask_digit_positions(buf, seg, done=done)
+                            _bump(counts, "pan")
+                    continue
+                if not luhn_window(digits):
+                    continue
+            elif len(idxs) > PAN_MAX_DIGITS or not luhn_ok(digits):
                 continue
         part = _masked_part(idxs)
         if all(done[i] for i in part):
@@ -221,9 +318,10 @@ class TextRedactor:
     (and its part still to come masked) when the rest arrives. ``fix_lrc``: the stream's tracks carry an LRC byte
     (MSR ``lrc=on``) to recompute."""
 
-    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True) -> None:
+    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True, windows: bool = True) -> None:
         self.counts: dict[str, int] = {}
         self.luhn = luhn
+        self.windows = windows
         self.products = products
         self.fix_lrc = fix_lrc
         self._held = bytearray()
@@ -234,7 +332,7 @@ class TextRedactor:
     def _scan(self, final: bool) -> tuple[bytearray, bytearray, int]:
         buf, done = self._ctx + self._held, self._ctx_done + self._done
         cut = mask_text(buf, self.counts, final=final, luhn=self.luhn, done=done, fix_lrc=self.fix_lrc,
-                        products=self.products)
+                        products=self.products, windows=self.windows)
         return buf, done, cut
 
     def _release(self, buf: bytearray, done: bytearray, cut: int) -> bytes:
@@ -248,6 +346,10 @@ class TextRedactor:
         del self._held[:n]
         del self._done[:n]
         return out
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
         self._held += data

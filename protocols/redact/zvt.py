@@ -38,10 +38,13 @@ TLV_RULES = {
 
 def _walk_bmps(buf: bytearray, pos: int, end: int, counts: dict) -> None:
     while pos < end:
+        tag_at = pos
         tag = buf[pos]
         entry = B.BMPS.get(tag)
         if entry is None:
-            mask_free_text(buf, pos, end, counts)  # the decoder stops here too; nothing after it is a field
+            # the decoder stops here too; what follows cannot be told apart (a BCD PAN after an unknown BMP):
+            # the rest of the message is masked whole
+            withhold(buf, tag_at, end, counts)
             return
         length, kind = entry
         pos += 1
@@ -49,6 +52,7 @@ def _walk_bmps(buf: bytearray, pos: int, end: int, counts: dict) -> None:
             width = 2 if length == B.LL else 3
             lp = buf[pos:pos + width]
             if len(lp) < width or any(c >> 4 != 0xF or c & 0xF > 9 for c in lp):
+                withhold(buf, tag_at, end, counts)  # a malformed length: the walk stops, the rest is masked
                 return
             n = 0
             for c in lp:
@@ -56,17 +60,22 @@ def _walk_bmps(buf: bytearray, pos: int, end: int, counts: dict) -> None:
             pos += width
         elif length == B.BER:
             if pos >= end:
+                withhold(buf, tag_at, end, counts)
                 return
             n = buf[pos]
             pos += 1
             if n & 0x80:
                 w = n & 0x7F
                 if w not in (1, 2) or pos + w > end:
+                    withhold(buf, tag_at, end, counts)
                     return
                 n = int.from_bytes(buf[pos:pos + w], "big")
                 pos += w
         else:
             n = length
+        if pos + n > end:  # a value longer than the message: whatever of it is there is masked whole
+            withhold(buf, tag_at, end, counts)
+            return
         s, e = pos, min(pos + n, end)
         if kind == B.PAN:
             mask_bcd_pan(buf, s, e, counts, "E")
@@ -110,8 +119,8 @@ def mask_apdu(apdu: bytearray, counts: dict) -> None:
     elif layout == B.L_PRINT_LINE:
         mask_free_text(apdu, pos + 1, end, counts)
         return
-    elif layout is None:
-        mask_free_text(apdu, pos, end, counts)
+    elif layout is None:  # a command the redactor cannot walk: its data masked whole
+        withhold(apdu, min(pos, end), end, counts)
         return
     if pos < end:
         _walk_bmps(apdu, pos, end, counts)
@@ -197,6 +206,10 @@ class ZvtTcpRedactor:
             out += self._blind_part()
         return bytes(out), []
 
+    @property
+    def held(self) -> int:
+        return len(self._apdu) - self._released
+
     def _blind_part(self) -> bytes:
         """The bytes of a released APDU not yet out: header bytes as they are, data bytes as zeros."""
         head = 5 if len(self._apdu) >= 3 and self._apdu[2] == 0xFF else 3
@@ -278,7 +291,21 @@ class ZvtSerialRedactor:
                 elif b == ETX:
                     self._state = "crc"
                     self._crc_left = 2
-                else:  # 10 02 (restart) or a bad escape: the frame is abandoned
+                elif self._blind and len(self._raw) == 1:
+                    # the 10 went out with a flush already: a frame whose start is released cannot be masked
+                    # field by field; it is masked whole (b == 02, a restart) or the escape ends the blind frame
+                    self._raw.clear()
+                    if b == STX:
+                        out.append(b)
+                        self._state = "frame"
+                        self._frame_at = self._offset - 2
+                    else:
+                        self._blind = False
+                        self._state = "ground"
+                        self._offset -= 1
+                        out += self.feed(bytes([b]))[0]
+                    continue
+                else:  # 10 02 (restart) or a bad escape: the frame is abandoned; a restart's 10 02 starts anew
                     last = self._raw[-2:]
                     self._raw = self._raw[:-2]
                     out += self._abandon()
@@ -289,10 +316,16 @@ class ZvtSerialRedactor:
                 self._crc_left -= 1
                 if not self._crc_left:
                     out += self._finish(notes)
-            if self._blind and self._state in ("frame", "dle", "crc"):
+            # a blind frame's bytes pass at once, but a DLE waits for the next byte: 10 02 is a restart, whose
+            # new frame is masked field by field again
+            if self._blind and self._state in ("frame", "crc"):
                 out += self._raw
                 self._raw.clear()
         return bytes(out), notes
+
+    @property
+    def held(self) -> int:
+        return len(self._raw)
 
     def _abandon(self) -> bytes:
         """A frame the decoder drops: its data bytes are masked whole (zeros; DLE pairs kept)."""
