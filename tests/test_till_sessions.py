@@ -345,6 +345,26 @@ def test_the_committed_streams_are_what_the_generator_writes(sessions, tmp_path)
                 assert fh.read() == data, f"sessions/till/{s.name}/{name} is stale: make samples"
 
 
+def test_the_committed_recordings_are_what_the_generator_writes(tmp_path, capsys):
+    """sessions/till/*.tws (what `make run` replays, demo-day.tws the whole day) regenerate byte for byte."""
+    assert till_sessions.main(["--out", str(tmp_path)]) == 0
+    names = sorted(f for f in os.listdir(tmp_path) if f.endswith(".tws"))
+    assert names == ["declined-card-cash.tws", "demo-day.tws", "end-of-day.tws", "grocery-sale.tws"]
+    for name in names:
+        with open(os.path.join(COMMITTED, name), "rb") as fh:
+            assert fh.read() == (tmp_path / name).read_bytes(), f"sessions/till/{name} is stale: make samples"
+
+
+def test_the_whole_day_is_the_sessions_one_after_the_other(sessions):
+    day = till_sessions.whole_day(list(sessions.values()))
+    first = min(s.start_ns for s in sessions.values())
+    assert day.start_ns == first
+    assert len(day.chunks) == sum(len(s.chunks) for s in sessions.values())
+    assert [c[0] for c in day.chunks] == sorted(c[0] for c in day.chunks)
+    assert {(first + t, d, r, b) for t, d, r, b in day.chunks} == {
+        (s.start_ns + t, d, r, b) for s in sessions.values() for t, d, r, b in s.chunks}
+
+
 def test_write_tws_records_every_byte_with_its_time_and_the_device_table(sessions, tmp_path):
     """Needs ``bridge.recording`` (the recording module); not guarded on purpose."""
     from bridge.recording import tws

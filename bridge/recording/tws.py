@@ -179,7 +179,10 @@ class Writer:
             "created_ns": created,
             # clock anchor: the wall clock and the monotonic clock read together, so a reader can tell wall-clock
             # steps (NTP) from real gaps; chunk t_ns are wall clock (time.time_ns()), like the live bridge's.
-            "clock": {"wall_ns": time.time_ns(), "monotonic_ns": time.monotonic_ns(), "source": "time.time_ns"},
+            # The clock anchor: the wall clock against the monotonic one when recording live; a recording written
+            # with a given created_ns (a generated session) has no live clock, and is byte-for-byte reproducible.
+            "clock": ({"wall_ns": time.time_ns(), "monotonic_ns": time.monotonic_ns(), "source": "time.time_ns"}
+                      if created_ns is None else {"wall_ns": created, "monotonic_ns": 0, "source": "created_ns"}),
             "site": site, "till": till,
             "redaction": {"policy": POLICY if redact else "none", "protocols": protocols if redact else []},
             "devices": [d.to_map() for d in devices],
