@@ -14,6 +14,7 @@
 
 #include "display.h"
 #include "tw_bounds.h"
+#include "tw_card.h"
 #include "tw_errors.h"
 #include "tw_event.h"
 #include "tw_sha256.h"
@@ -700,6 +701,7 @@ static void emit_line(tw_escpos *d)
     if (p) {
         p = HEAD(p, "printer.line", 3);
         p = KEY(p, "text");
+        tw_card_scrub((uint8_t *)l->text, l->text_len); /* a PAN printed on a receipt leaves masked (payment.md section 2) */
         p = tw_mpw_str(p, l->text, l->text_len);
         p = KEY(p, "align");
         p = NAME_STR(p, align_names[d->align]);

@@ -72,3 +72,13 @@ def test_native_matches_reference(data, requests, level, cuts):
         if e["type"] == "drawer.status":
             pin_high = native[k - 1]["data"]["drawer_open"]
             assert e["data"]["open"] == (pin_high if level == "high" else not pin_high)
+
+
+def test_a_card_number_printed_on_a_receipt_leaves_masked():
+    """docs/protocols/payment.md section 2: a PAN printed anywhere leaves masked (first six, last four), also
+    grouped; shorter numbers (prices, receipt numbers) are untouched."""
+    from protocols import Decoder
+
+    lines = Decoder("escpos").events(b"VISA 4143873806956041\nCARD 4111 1111 1111 1111\nNo. 1-000231 12.50\n")
+    assert [e["data"]["text"] for e in lines] == ["VISA 414387******6041", "CARD 4111 11** **** 1111",
+                                                  "No. 1-000231 12.50"]

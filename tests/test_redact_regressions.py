@@ -253,3 +253,14 @@ def test_a_closed_device_releases_its_held_frame_first_and_starts_fresh(tmp_path
     assert whole == redactor_for("zvt-serial", "from_device").feed(FRAME)[0]  # the next frame as usual
     assert events("zvt-serial", whole, direction="from_device") == events("zvt-serial", FRAME,
                                                                            direction="from_device")
+
+
+def test_a_visa_number_that_reads_as_a_gs1_string_is_masked_on_a_printer_stream():
+    """Review 2, N1: 4143873806956041 reads as GS1 AI 414 + a GLN with a valid check digit; only a scanner's
+    decoder reads GS1 element strings, so on a printer or display stream it is a card number like any other."""
+    from protocols.redact import redactor_for
+
+    for protocol in ("escpos", "display-epson"):
+        r = redactor_for(protocol, "to_device")
+        out = r.feed(b"VISA 4143873806956041\n")[0] + r.flush(end=True)[0]
+        assert b"4143873806956041" not in out and b"414387" in out and b"6041" in out

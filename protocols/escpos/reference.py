@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import msgpack
 
+from protocols.card import scrub_text
 from protocols.display.reference import DisplayModel
 from protocols.escpos import tables as T
 from protocols.escpos.profiles import REPLACEMENT, Profile
@@ -293,7 +294,8 @@ class ReferenceEscposDecoder:
                     spans.append([start, k, _style_map(styles[start])])
                 start = k
         self._out.append({"type": "printer.line",
-                          "data": {"text": "".join(self._chars), "align": self._align, "spans": spans}})
+                          "data": {"text": scrub_text("".join(self._chars)), "align": self._align,
+                                   "spans": spans}})
         self._chars = []
         self._styles = []
 

@@ -60,6 +60,9 @@ def masks_whole(protocol: str, options: dict[str, Any] | None = None) -> bool:
     return iso_masks_whole(dict(options or {}))
 
 
+GS1_READERS = ("scanner", "scanner-hidpos", "magellan")
+
+
 def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None = None) -> StreamRedactor:
     """The redactor for one stream of ``protocol``; ``options`` are the decoder options (the ISO 8583 spec and
     framing, the ECR preset). Bad options are a ``ValueError`` (the same the decoder would raise)."""
@@ -79,7 +82,9 @@ def redactor_for(protocol: str, direction: str, options: dict[str, Any] | None =
         return EcrRedactor(options)
     from protocols.redact.text import TextRedactor
     lrc = protocol == "msr" and str(options.get("lrc", "off")).strip().lower() in ("on", "true", "1", "yes")
-    return TextRedactor(fix_lrc=lrc)
+    # Only a scanner's decoder reads GS1 element strings (and keeps their checked keys); on every other text
+    # stream a long digit run is never excused as one, so a card number that reads like one is still masked.
+    return TextRedactor(fix_lrc=lrc, elements=protocol in GS1_READERS)
 
 
 __all__ = ["POLICY", "StreamRedactor", "family_of", "masks_whole", "redactor_for"]

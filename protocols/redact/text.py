@@ -188,7 +188,7 @@ def _mask_track(buf: bytearray, m: re.Match, number: int, fix_lrc: bool, done: b
 
 def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = True,
               done: bytearray | None = None, fix_lrc: bool = False, products: bool = True,
-              windows: bool = True) -> int:
+              windows: bool = True, elements: bool = True) -> int:
     """Mask, in place, every complete track and PAN in ``buf``; return how many leading bytes are final.
 
     ``luhn`` True (streams that carry product codes and other long numbers: printers, scanners, displays): a
@@ -199,7 +199,9 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
     free text, which its decoder scrubs whole): every sequence of 13 digits or more, exactly as ``scrub``. With
     ``final`` False, a track or digit sequence that reaches the end of ``buf`` (it may go on in the next bytes) is
     left as it is and the returned position is where it starts. ``done`` (one flag per byte of ``buf``) marks the
-    bytes a mask wrote, so scanning held bytes again with what follows does not mask a mask."""
+    bytes a mask wrote, so scanning held bytes again with what follows does not mask a mask. ``elements`` False
+    (printers, displays: streams whose decoder does not read GS1 element strings): a longer digit run is never
+    read as a GS1 element string, so a card number that happens to read as one (``41x`` + a valid GLN) is masked."""
     n = len(buf)
     if done is None:
         done = bytearray(n)
@@ -250,7 +252,7 @@ def mask_text(buf: bytearray, counts: dict, final: bool = True, luhn: bool = Tru
             if products and len(idxs) == e - s and len(idxs) in (13, 14) and gs1_ok(digits):
                 continue
             if windows:
-                segments = gs1_segments(digits) if products and len(idxs) == e - s else None
+                segments = gs1_segments(digits) if products and elements and len(idxs) == e - s else None
                 if segments is not None:  # a GS1 element string: values checked one by one, as the decoder does
                     for a, b in segments:
                         seg = idxs[a:b]
@@ -318,8 +320,10 @@ class TextRedactor:
     (and its part still to come masked) when the rest arrives. ``fix_lrc``: the stream's tracks carry an LRC byte
     (MSR ``lrc=on``) to recompute."""
 
-    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True, windows: bool = True) -> None:
+    def __init__(self, luhn: bool = True, fix_lrc: bool = False, products: bool = True, windows: bool = True,
+                 elements: bool = True) -> None:
         self.counts: dict[str, int] = {}
+        self.elements = elements
         self.luhn = luhn
         self.windows = windows
         self.products = products
@@ -332,7 +336,7 @@ class TextRedactor:
     def _scan(self, final: bool) -> tuple[bytearray, bytearray, int]:
         buf, done = self._ctx + self._held, self._ctx_done + self._done
         cut = mask_text(buf, self.counts, final=final, luhn=self.luhn, done=done, fix_lrc=self.fix_lrc,
-                        products=self.products, windows=self.windows)
+                        products=self.products, windows=self.windows, elements=self.elements)
         return buf, done, cut
 
     def _release(self, buf: bytearray, done: bytearray, cut: int) -> bytes:
