@@ -10,11 +10,12 @@ bridge's thread for the last one has not yet handed over its final bytes. Copies
 connection therefore reach the sink only once every connection accepted before it has ended; until then they
 are held (up to ``held_max_bytes`` per connection). Only the *copies* wait: forwarding never does.
 
-The wait is bounded: a connection at the head of the order that has passed no bytes for ``linger_s`` seconds
-(``LINGER_S`` unless the URL says ``linger=``) while a later one has something held gives way: it moves to the end
-of the order and the later connections' copies come through (its own later copies are held in turn). Copies
-dropped past ``held_max_bytes`` are counted and reported on that connection's ``closed`` status
-(``dropped_bytes``, ``dropped_chunks``), so the bridge sees the loss, not only the log.
+The wait is bounded in bytes, not in time: copies of a later connection are held up to ``held_max_bytes``; past
+that they are dropped, counted and reported on that connection's ``closed`` status (``dropped_bytes``,
+``dropped_chunks``), so the bridge sees the loss, not only the log. A connection never *gives way* to a later one
+while it lives: splicing a later connection's bytes into the middle of an earlier one's stream would join two
+half messages into one, which the decoders cannot read and the recorder cannot redact safely (a card number
+split across the join). A half-closed session ends after ``half_close_s`` without bytes.
 
 Connections that cannot be served (more than ``max_connections`` live, or a tap whose device cannot be reached)
 are closed at once; their ``closed`` status takes its place in the same order, because a ``closed`` status ends
@@ -37,15 +38,17 @@ from bridge.transports.base import Transport
 #: ``interrupt`` wakes it at once).
 POLL_S = 0.25
 #: Connections served at once per listening transport. A till has a handful; connections that end (a till's FIN
-#: with no answer pending, a half-closed tap session after ``linger_s``) leave this count, so the bound only
+#: with no answer pending, a half-closed tap session after ``half_close_s``) leave this count, so the bound only
 #: guards the process against a runaway client (each connection costs one or two threads and one or two file
 #: descriptors: 128 tap sessions are 256 threads and 256 descriptors, well inside a default ``ulimit -n`` of 1024
 #: with a few devices). Past it a new connection is closed at once and reported (``closed``, ``reason``
 #: ``refused: …``).
 MAX_CONNECTIONS = 128
-#: Seconds without bytes after which a connection at the head of the capture order gives way to a later one that
-#: waits (module docstring), and after which a half-closed tap session is closed. Query key ``linger``.
-LINGER_S = 5.0
+#: Seconds without bytes after which a half-closed tap session (one side sent FIN, the other keeps its side open)
+#: is closed, so a device that never closes cannot pile up sessions. Long, because a till may half-close and then
+#: wait for a slow answer (a long print, a PIN entry): cutting that would change the till's traffic. Query key
+#: ``half_close``.
+HALF_CLOSE_S = 300.0
 #: How long ``release`` waits for a connection's threads after shutting its sockets down.
 JOIN_S = 1.0
 #: Copies held per connection while an earlier connection is still open (module docstring); past it the copies
@@ -72,7 +75,7 @@ class Session:
         self.dropped_chunks = 0
         self.last_active = time.monotonic()  # when the last bytes were read from either side
         self.half_closed_at: float | None = None  # when one side sent FIN (a tap keeps the other direction)
-        self.lingered = False  # the tap closed it after ``linger_s`` without bytes past a half-close
+        self.lingered = False  # the tap closed it after ``half_close_s`` without bytes past a half-close
 
     def active(self) -> None:
         self.last_active = time.monotonic()
@@ -85,10 +88,10 @@ class Session:
             if self.reason is None:
                 self.reason = reason
 
-    def note_lingered(self, linger_s: float) -> None:
+    def note_lingered(self, seconds: float) -> None:
         with self._lock:
             first = self.reason or "one side closed the connection"
-            self.reason = f"{first}; no bytes for {linger_s:g} s after that, so the tap closed it"
+            self.reason = f"{first}; no bytes for {seconds:g} s after that, so the tap closed it"
 
     def start(self, targets) -> None:
         self._running = len(targets)
@@ -125,7 +128,7 @@ class ListeningTransport(Transport):
     listen_host: str
     listen_port: int
     max_connections: int = MAX_CONNECTIONS
-    linger_s: float = LINGER_S
+    half_close_s: float = HALF_CLOSE_S
     held_max_bytes: int = HELD_MAX_BYTES
 
     def __init__(self, device: str, url: str):
@@ -233,24 +236,18 @@ class ListeningTransport(Transport):
                 session.dropped_chunks += 1
 
     def tend(self, sink: CaptureSink) -> None:
-        """Called by the accept loop at least every ``POLL_S``: close half-closed sessions that have lingered
-        ``linger_s`` without bytes, and let an idle head connection give way to a later one that waits."""
+        """Called by the accept loop at least every ``POLL_S``: close half-closed sessions that have had no bytes
+        for ``half_close_s``."""
         now = time.monotonic()
-        linger = self.linger_s
         lingering = []
         with self._sessions_lock:
             for s in self._sessions:
                 if (s.half_closed_at is not None and not s.ended and not s.lingered
-                        and now - max(s.last_active, s.half_closed_at) >= linger):
+                        and now - max(s.last_active, s.half_closed_at) >= self.half_close_s):
                     s.lingered = True
                     lingering.append(s)
-            sessions = self._sessions
-            if (len(sessions) > 1 and not sessions[0].ended and now - sessions[0].last_active >= linger
-                    and any(s.held for s in sessions[1:])):
-                sessions.append(sessions.pop(0))  # the idle one waits its turn behind the others
-                self._advance(sink)
         for s in lingering:
-            s.note_lingered(linger)
+            s.note_lingered(self.half_close_s)
             s.shutdown()
 
     def session_status(self, session: Session, sink: CaptureSink, state: str, **detail) -> None:

@@ -7,7 +7,8 @@ that reads, **forwards first**, then hands the same bytes object to ``sink.chunk
 queue drops the copy, not the traffic) inside a guard, so even a sink that raises cannot stop forwarding.
 Till → device is ``to_device``; device → till is ``from_device``. After one side of a ``tap+tcp`` session sends
 FIN the other direction is kept while bytes flow, and the session is closed once it has passed none for
-``linger`` s (``_listener.LINGER_S``), so a device that never closes its side cannot pile up sessions.
+``half_close`` s (``_listener.HALF_CLOSE_S``, minutes: a till may wait that long for a slow answer), so a device
+that never closes its side cannot pile up sessions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
 from bridge.transports.base import Transport
 from bridge.transports.serial_port import HANDLER_KEYS, SerialEndpoint, handler_url, serial_target
 from bridge.transports.serial_settings import SETTINGS_KEYS, parse_settings
-from bridge.transports.tcp import linger_option, listen_address
+from bridge.transports.tcp import listen_address
 
 #: How long the tap waits for the device when a till connects before it gives up and closes the till's
 #: connection (the till then sees what it sees when the device is off). Query key ``connect_timeout``.
@@ -46,7 +47,7 @@ class TcpTapTransport(ListeningTransport):
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tap+tcp takes none")
         parts, query = check.split()
-        check.only_keys(query, ("upstream", "connect_timeout", "linger"))
+        check.only_keys(query, ("upstream", "connect_timeout", "half_close"))
         self.listen_host, self.listen_port = listen_address(check, parts)
         if "upstream" not in query:
             raise check.error("the device's address is missing; add ?upstream=HOST:PORT (e.g. 192.168.1.50:9100)")
@@ -54,7 +55,8 @@ class TcpTapTransport(ListeningTransport):
         self.connect_timeout = CONNECT_TIMEOUT_S
         if "connect_timeout" in query:
             self.connect_timeout = check.number("connect_timeout", query["connect_timeout"], 0.1, 60.0)
-        self.linger_s = linger_option(check, query)
+        if "half_close" in query:
+            self.half_close_s = check.number("half_close", query["half_close"], 0.1, 86400.0)
 
     def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
         host, port = self.upstream
@@ -83,7 +85,7 @@ class TcpTapTransport(ListeningTransport):
             try:
                 while True:
                     data = src.recv(RECV_BYTES)
-                    if not data:  # half-close: pass the FIN on, keep the other direction running (for linger_s
+                    if not data:  # half-close: pass the FIN on, keep the other direction running (for half_close_s
                         session.note(f"the {side} closed the connection")  # without bytes at most: tend)
                         session.half_closed()
                         try:

@@ -16,7 +16,7 @@ import time
 
 from bridge.capture import CLOSED, OPEN, TO_DEVICE, CaptureSink
 from bridge.transports._common import UrlCheck
-from bridge.transports._listener import LINGER_S, RECV_BYTES, ListeningTransport, Session
+from bridge.transports._listener import RECV_BYTES, ListeningTransport, Session
 
 
 def listen_address(check: UrlCheck, parts) -> tuple[str, int]:
@@ -24,14 +24,6 @@ def listen_address(check: UrlCheck, parts) -> tuple[str, int]:
     if parts.path not in ("", "/"):
         raise check.error(f"unexpected path {parts.path!r}; the URL is scheme://HOST:PORT")
     return check.host_port("listen address", parts.netloc, allow_zero=True)
-
-
-def linger_option(check: UrlCheck, query: dict[str, str]) -> float:
-    """``linger`` (s): how long a connection may pass no bytes before a later one's copies go ahead of it, and
-    (``tap+tcp``) how long a half-closed session is kept without bytes before the tap closes it."""
-    if "linger" not in query:
-        return LINGER_S
-    return check.number("linger", query["linger"], 0.1, 3600.0)
 
 
 class TcpListenTransport(ListeningTransport):
@@ -43,9 +35,8 @@ class TcpListenTransport(ListeningTransport):
         if options:
             raise check.error(f"unknown transport option {sorted(options)[0]!r}; tcp-listen takes none")
         parts, query = check.split()
-        check.only_keys(query, ("linger",))
+        check.only_keys(query, ())
         self.listen_host, self.listen_port = listen_address(check, parts)
-        self.linger_s = linger_option(check, query)
 
     def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
         session = Session(peer, [conn])
