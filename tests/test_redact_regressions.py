@@ -264,3 +264,20 @@ def test_a_visa_number_that_reads_as_a_gs1_string_is_masked_on_a_printer_stream(
         r = redactor_for(protocol, "to_device")
         out = r.feed(b"VISA 4143873806956041\n")[0] + r.flush(end=True)[0]
         assert b"4143873806956041" not in out and b"414387" in out and b"6041" in out
+
+
+def test_zvt_serial_never_writes_back_a_masked_byte_that_was_dle():
+    """Review 2, N4: 7407851081729 holds the byte 10 (DLE) in its masked middle; keeping the frame's length must
+    not write that DLE back where it was (it would show two masked digits, and Luhn gives the third)."""
+    from protocols.redact import redactor_for
+    from simulator.zvt_dialogues import apdu, llvar, serial_frame
+    from test_payment_card_data import nibbles
+
+    pan = "7407851081729"
+    frame = serial_frame(apdu(0x04, 0x0F, b"\x27\x00\x22" + llvar(nibbles(pan))))
+    r = redactor_for("zvt-serial", "from_device")
+    out = r.feed(frame)[0] + r.flush(end=True)[0]
+    field = out[out.index(b"\x22\xf0") + 3:].replace(b"\x10\x10", b"\x10")[:len(nibbles(pan))].hex()
+    assert field[:6] == pan[:6] and field[9:13] == pan[-4:]
+    assert field[6:8] != "10"  # the byte that was DLE (digits 1, 0) is not written back at its place
+    assert pan.encode() not in out and bytes.fromhex(nibbles(pan).hex()[:12]) not in out

@@ -148,8 +148,8 @@ def keep_dle_count(before: bytes, data: bytearray) -> int:
     need = sum(before[k] == DLE for k in changed) - sum(data[k] == DLE for k in changed)
     if need <= 0:
         return 0
-    free = [k for k in changed if data[k] in (0xEE, 0x00)]
-    free.sort(key=lambda k: before[k] == DLE)  # positions that were not DLE first
+    # Never a position that *was* DLE: writing DLE back there would give that byte back (two digits of the PAN).
+    free = [k for k in changed if data[k] in (0xEE, 0x00) and before[k] != DLE]
     chosen = free[:need]
     if len(chosen) < need:
         return need
