@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols import Decoder
+from protocols.card import scrub_text
 from protocols.escpos import tables as T
 
 KNOWN = {T.ESC: set(T.ESC_FIXED) | {0x26, 0x28, 0x2A, 0x44, 0x70},
@@ -36,6 +37,6 @@ def test_text_after_unknown_and_bad_commands_is_decoded(junk, line):
     events = dec.events(junk + line.encode() + b"\n") + dec.close_events()
     lines = [e["data"]["text"] for e in events if e["type"] == "printer.line"]
     errors = [e for e in events if e["type"] == "protocol.error"]
-    assert lines == [line]
+    assert lines == [scrub_text(line)]  # a 13+ digit run is masked as a card number would be
     assert errors, "garbage must be reported, never ignored silently"
     assert all(0 <= e["data"]["offset"] < len(junk) for e in errors)
