@@ -297,14 +297,15 @@ class Bridge:
             if mono - self._last_flush >= RECORD_FLUSH_S:
                 self._last_flush = mono
                 rec.flush()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - a full disk, or a bug in the recorder: capture must go on
             self.recorder = None
             try:
                 rec.close()
             except Exception:  # noqa: BLE001 - the file is already failing; what was flushed stays readable
                 pass
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
             return self._raise("recording_failed", f"the recording {self._record_path} stopped: "
-                               f"{exc.strerror or exc}; capture into the outbox goes on", now)
+                               f"{why.splitlines()[0]}; capture into the outbox goes on", now)
         return []
 
     # ---------------------------------------------------------------- storing, guards, alerts

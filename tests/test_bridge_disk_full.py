@@ -168,3 +168,32 @@ def test_copies_a_transport_could_not_hold_become_an_alert(tmp_path):
     assert (alert["device"], alert["chunks"], alert["bytes"]) == ("printer", 3, 5000)
     assert bridge.totals.queue_dropped_bytes == 5000
     assert any("5000 bytes in 3 chunks were forwarded but not captured" in m for m in logged)
+
+
+def test_a_recording_that_fails_stops_alone_and_capture_goes_on(tmp_path):
+    """The disk under the recording fills (ENOSPC from the writer): the recording stops with an alert in the
+    outbox, and every event is still captured."""
+    import errno
+
+    port = free_port()
+    cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                   "transport": f"tcp-listen://127.0.0.1:{port}"}])
+    bridge = Bridge(load(cfg), log=lambda m: None, record=str(tmp_path / "till.tws"))
+    bridge.start()
+    try:
+        wait_port(port)
+
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        bridge.recorder.chunk = full
+        with socket.create_connection(("127.0.0.1", port)) as till:
+            till.sendall(b"\x1b@still captured\n")
+            wait_for(lambda: "still captured" in printed(tmp_path / "outbox.sqlite"), what="the line stored")
+        wait_for(lambda: ("recording_failed", True) in alerts(tmp_path / "outbox.sqlite"), what="the alert")
+    finally:
+        bridge.close()
+    assert bridge.recorder is None and bridge.fatal is None
+    message = next(env["data"]["message"] for _, _, _, env in rows(tmp_path / "outbox.sqlite")
+                   if env["type"] == "bridge.alert")
+    assert "No space left on device" in message and "capture into the outbox goes on" in message
