@@ -25,6 +25,7 @@ the device's decoder streams and must not cut a live connection's stream in the 
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 import selectors
 import socket
 import threading
@@ -206,8 +207,9 @@ class ListeningTransport(Transport):
 
     # ---------------------------------------------------------------- for subclasses
 
+    @abstractmethod
     def accepted(self, conn: socket.socket, peer: str, sink: CaptureSink, stop: threading.Event) -> str | None:
-        raise NotImplementedError
+        """Serve one till connection until it ends; return the reason it ended, or None."""
 
     def add_session(self, session: Session) -> None:
         with self._sessions_lock:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -68,7 +69,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class Transport:
+class Transport(ABC):
     scheme: ClassVar[str] = ""
 
     def __init__(self, device: str, url: str):
@@ -82,11 +83,13 @@ class Transport:
 
     # ---------------------------------------------------------------- subclass hooks
 
+    @abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        """Open the device; raise ``OSError`` when it is not there."""
 
+    @abstractmethod
     def pump(self, sink: CaptureSink, stop: threading.Event) -> str | None:
-        raise NotImplementedError
+        """Read (and forward) until the device is gone or ``stop`` is set; return a reason, or None."""
 
     def release(self) -> None:
         pass

@@ -16,29 +16,28 @@ decoding a redacted stream gives the same events as decoding the original: the d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 POLICY = "card-data-v1"
 
 
-class StreamRedactor:
-    """The interface; subclasses fill ``counts`` and implement ``feed``/``flush``."""
+class StreamRedactor(Protocol):
+    """What every redactor of one stream offers (``TextRedactor``, ``ZvtSerialRedactor``, ``ZvtTcpRedactor``,
+    ``Iso8583Redactor``, ``EcrRedactor``); ``counts`` holds how many ranges of each kind were masked."""
 
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
+    counts: dict[str, int]
 
-    def feed(self, data: bytes) -> tuple[bytes, list[dict]]:
-        raise NotImplementedError
+    def feed(self, data: bytes) -> tuple[bytes, list[dict]]: ...
 
     def flush(self, end: bool = False) -> tuple[bytes, list[dict]]:
         """Everything held; ``end``: the stream ends here (a recording's close), nothing more will follow. Without
         ``end``, a frame still arriving is cut: its data is masked whole (and so is the rest of it)."""
-        raise NotImplementedError
+        ...
 
     @property
     def held(self) -> int:
         """How many bytes fed are held back now (a frame, a track or a PAN still arriving)."""
-        raise NotImplementedError
+        ...
 
 
 # protocol -> family; anything not listed is treated as text (the safe default: tracks and Luhn-valid PANs).
