@@ -44,10 +44,24 @@ def _read_input(path: str) -> bytes:
         return fh.read()
 
 
+def write_events(out, events: list[dict], fmt: str) -> bool:
+    """Write enveloped events as ``msgpack`` or ``jsonl``; False for any other format (the caller renders text)."""
+    from protocols.events import pack, to_json_view
+
+    if fmt == "msgpack":
+        out.write(b"".join(pack(ev) for ev in events))
+    elif fmt == "jsonl":
+        for ev in events:
+            out.write(json.dumps(to_json_view(ev), ensure_ascii=False).encode() + b"\n")
+    else:
+        return False
+    return True
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from bridge.receipt_text import render_event, summarize
     from protocols import Decoder, available_protocols
-    from protocols.events import Sequencer, iter_bodies, pack, to_json_view
+    from protocols.events import Sequencer, iter_bodies
 
     if args.protocol not in available_protocols():
         return _fail(f"unknown protocol {args.protocol!r}; known protocols: {', '.join(available_protocols())}")
@@ -102,12 +116,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         name = "stdin" if path == "-" else os.path.basename(path)
         src = args.src or f"file://{name}"
         events = Sequencer(src).wrap(bodies, ts=0)
-        if args.format == "msgpack":
-            out.write(b"".join(pack(ev) for ev in events))
-        elif args.format == "jsonl":
-            for ev in events:
-                out.write(json.dumps(to_json_view(ev), ensure_ascii=False).encode() + b"\n")
-        else:
+        if not write_events(out, events, args.format):
             text = []
             if len(inputs) > 1:
                 text.append(f"==> {name} <==")

@@ -138,12 +138,13 @@ class Pipeline:
                 self._bodies(device, direction, blob, now_ns, out)
         return out
 
-    def close(self, now_ns: int) -> list[Body]:
-        """End of every stream: flush what the decoders hold (a truncated frame becomes protocol.error)."""
+    def close(self, now_ns: int, last_ns: dict[tuple[str, str], int] | None = None) -> list[Body]:
+        """End of every stream: flush what the decoders hold (a truncated frame becomes protocol.error). The flushed
+        events get ``ts`` = ``now_ns``, or with ``last_ns`` the time of their stream's last chunk (a recording)."""
         out: list[Body] = []
-        for (device, direction), dec in self._decoders.items():
+        for key, dec in self._decoders.items():
             blob = dec.close()
             if blob:
-                self._bodies(device, direction, blob, now_ns, out)
+                self._bodies(*key, blob, (last_ns or {}).get(key, now_ns), out)
         self._decoders.clear()
         return out

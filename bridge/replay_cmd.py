@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-
-def _fail(message: str) -> int:
-    sys.stderr.write(f"tillwire: error: {message}\n")
-    return 2
+from bridge.cli import _fail, write_events
 
 
 def _open(path: str):
@@ -29,46 +25,34 @@ def _open(path: str):
 
 
 def replay_events(reader, src_prefix: str) -> list[dict]:
-    """The events of a recording: one decoder per device and direction (protocol and options from the device
-    table), enveloped with ``src`` = prefix + device name and ``ts`` = the t_ns of the chunk that completed them.
-    An escpos reply decoder learns the till's status requests from the other direction, as the live bridge does."""
-    from protocols import Decoder
-    from protocols.events import Sequencer, iter_bodies
+    """The events of a recording, decoded by the live bridge's ``Pipeline`` (one decoder per device and direction,
+    protocol and options from the device table, status requests paired with replies), enveloped with ``src`` =
+    prefix + device name and ``ts`` = the t_ns of the chunk that completed them (for what ``close`` flushes: the
+    stream's last chunk)."""
+    from protocols.events import Sequencer
 
+    from bridge.capture import Chunk
+    from bridge.pipeline import Pipeline
     from bridge.recording import tws
 
-    infos = {d.name: d for d in reader.devices}
-    decoders: dict[tuple[str, str], Decoder] = {}
-    seqs: dict[str, Sequencer] = {}
+    pipeline = Pipeline(reader.devices, lambda name: src_prefix + name)
+    infos = {d.name for d in reader.devices}
     last_t: dict[tuple[str, str], int] = {}
-    events: list[dict] = []
-
-    def emit(device: str, direction: str, blob: bytes, ts: int) -> None:
-        bodies = list(iter_bodies(blob))
-        if direction == "to_device":
-            reply = decoders.get((device, "from_device"))
-            for b in bodies:
-                if b["type"].endswith(".status_request") and reply is not None:
-                    reply.note_request(b["data"]["kind"], b["data"]["n"])
-        seq = seqs.setdefault(device, Sequencer(src_prefix + device))
-        events.extend(seq.wrap(bodies, ts=ts))
-
-    for d in reader.devices:
-        for direction in ("to_device", "from_device"):
-            decoders[(d.name, direction)] = Decoder(d.protocol, direction=direction, **d.options)
+    bodies = []
     for rec in reader.records():
         if type(rec) is not tws.ChunkRecord or rec.device not in infos:
             continue
-        key = (rec.device, rec.direction)
-        last_t[key] = rec.t_ns
-        emit(rec.device, rec.direction, decoders[key].feed(rec.data), rec.t_ns)
-    for (device, direction), dec in decoders.items():
-        emit(device, direction, dec.close(), last_t.get((device, direction), 0))
+        last_t[(rec.device, rec.direction)] = rec.t_ns
+        bodies += pipeline.process([Chunk(rec.t_ns, rec.device, rec.direction, rec.data)])
+    bodies += pipeline.close(0, last_t)
+    seqs: dict[str, Sequencer] = {}
+    events: list[dict] = []
+    for src, kind, data, ts in bodies:
+        events.extend(seqs.setdefault(src, Sequencer(src)).wrap([{"type": kind, "data": data}], ts=ts))
     return events
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from protocols.events import pack, to_json_view
 
     reader, rc = _open(args.file)
     if reader is None:
@@ -80,12 +64,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except (ValueError, TypeError, ImportError) as exc:
             return _fail(f"{args.file}: {exc}")
         out = sys.stdout.buffer
-        if args.format == "msgpack":
-            out.write(b"".join(pack(ev) for ev in events))
-        elif args.format == "jsonl":
-            for ev in events:
-                out.write(json.dumps(to_json_view(ev), ensure_ascii=False).encode() + b"\n")
-        else:
+        if not write_events(out, events, args.format):
             from bridge.receipt_text import render_event
 
             for ev in events:
