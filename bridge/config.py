@@ -50,6 +50,9 @@ class BridgeConfig:
     devices: tuple[DeviceConfig, ...]
     feed: FeedSettings
     record: Path | None
+    sinks: tuple = ()            # bridge.sinks.settings.SinkSettings, in config order
+    delivery: Any = None         # bridge.sinks.classes.DeliveryClasses ([delivery] over the defaults)
+    sink_drain_s: float = 5.0    # at stop: how long sinks may go on delivering what is pending
 
     def src(self, device: str) -> str:
         return self.source_prefix + device
@@ -160,6 +163,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     alert_percent = int(b.number("alert_percent", 80, 1, 99))
     pending_mb = b.number("pending_max_mb", 32, 1, 64 * 1024)
     stop_after_replay = b.get("stop_after_replay", bool, False)
+    sink_drain_s = b.number("sink_drain_s", 5, 0, 3600)
     b.done()
 
     top.read.add("feed")
@@ -197,6 +201,20 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
         devices.append(dev)
     if not devices:
         top.fail("no [[devices]] configured; add at least one (see examples/demo.toml)")
+
+    from bridge.sinks.settings import parse_delivery, parse_sink
+
+    dt = top.table("delivery")
+    delivery = parse_delivery(dt)
+    dt.done()
+    sinks = []
+    for i, raw in enumerate(top.get("sinks", list, [])):
+        st = _Table(file, f"sinks[{i}]", raw)
+        sink = parse_sink(st, base, os.environ)
+        st.done()
+        if any(s.name == sink.name for s in sinks):
+            st.fail(f"sink name {sink.name!r} is used twice", "name")
+        sinks.append(sink)
     top.done()
 
     return BridgeConfig(
@@ -206,6 +224,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
         alert_percent=alert_percent, pending_max_bytes=int(pending_mb * MiB),
         stop_after_replay=stop_after_replay, devices=tuple(devices), feed=feed,
         record=Path(os.path.normpath(base / rec)) if rec else None,
+        sinks=tuple(sinks), delivery=delivery, sink_drain_s=float(sink_drain_s),
     )
 
 

@@ -15,36 +15,18 @@ of its file) sets ``self.finished = True`` and ``run`` returns instead of reopen
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from abc import ABC, abstractmethod
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from bridge.backoff import Backoff
 from bridge.capture import CLOSED, OPEN, CaptureSink
 
 
 class TransportConfigError(ValueError):
     """A transport URL or option that cannot work; the message is one line for the user."""
-
-
-class Backoff:
-    """Exponential backoff with full jitter (AWS, "Exponential Backoff and Jitter"): sleep U(0, min(cap, base·2^n)),
-    but never less than ``floor`` so a missing device is not polled in a busy loop."""
-
-    def __init__(self, base: float = 0.25, cap: float = 30.0, floor: float = 0.05, rng: random.Random | None = None):
-        self.base, self.cap, self.floor = base, cap, floor
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.base * (2 ** min(self.attempt, 30)))
-        self.attempt += 1
-        return max(self.floor, self._rng.uniform(0, ceiling))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def split_query(url: str) -> tuple[object, dict[str, str]]:
