@@ -215,10 +215,9 @@ class NatsSink(Sink):
     def parse_options(cls, t, base, env) -> NatsOptions:
         return parse_options(t, base, env)
 
-    def __init__(self, name, settings, context):
+    def __init__(self, name, settings: NatsOptions, context):
         super().__init__(name, settings, context)
-        o: NatsOptions = settings.options
-        self.options = o
+        o = self.options = settings
         for what, value in (("site", context.site), ("till", context.till)):
             if not TOKEN.match(value or ""):
                 raise SinkConfigError(
@@ -323,18 +322,25 @@ class NatsSink(Sink):
             kwargs["user"], kwargs["password"] = o.user, o.password.reveal()
         elif o.token:
             kwargs["token"] = o.token.reveal()
+        refused = SinkUnavailable(f"{self._where()} refused the credentials ({o.auth_method}): authorization "
+                                  f"violation; check them against the server's accounts")
         try:
             await asyncio.wait_for(nc.connect(**kwargs), timeout_s)
         except nats.errors.AuthorizationError:
-            raise SinkUnavailable(f"{self._where()} refused the credentials ({o.auth_method}): authorization "
-                                  f"violation; check them against the server's accounts") from None
+            raise refused from None
         except nats.errors.NoServersError:
+            if "authorization violation" in (self._last_error or "").lower():
+                raise refused from None
             raise SinkUnavailable(self._mask(f"cannot connect to {self._where()}: "
                                              f"{self._last_error or 'no server answered'}")) from None
         except asyncio.TimeoutError:
             raise SinkUnavailable(f"cannot connect to {self._where()}: no answer within {timeout_s:g} s") from None
         except OSError as exc:
             raise SinkUnavailable(f"cannot connect to {self._where()}: {_reason(exc)}") from None
+        except nats.errors.Error as exc:
+            if "authorization violation" in str(exc).lower():
+                raise refused from None
+            raise
         self._nc = nc
         try:
             await self._check_stream(nc, timeout_s)
