@@ -358,7 +358,7 @@ class NatsSink(Sink):
         from nats.js.api import StorageType, StreamConfig
 
         o = self.options
-        jsm = nc.jsm(domain=o.domain, timeout=timeout_s) if o.domain else nc.jsm(timeout=timeout_s)
+        jsm = nc.jsm(prefix=f"$JS.{o.domain}.API", timeout=timeout_s) if o.domain else nc.jsm(timeout=timeout_s)
         try:
             info = await jsm.stream_info(o.stream)
         except nats.js.errors.NotFoundError:
