@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import re
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -570,6 +571,10 @@ def _headers_size(headers: dict[str, str], key: str, stream: str) -> int:
 
 def _reason(exc: BaseException) -> str:
     """One line for an exception of the client library or the OS (never a credential: callers mask too)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the server's TLS certificate does not verify ({exc.verify_message}); set tls_ca_file to its CA"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or type(exc).__name__})"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     if isinstance(exc, OSError) and exc.strerror:
