@@ -121,6 +121,7 @@ class NatsServer:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)   # a paused server must run to act on SIGTERM
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -136,6 +137,14 @@ class NatsServer:
             self.proc.kill()
         self.proc.wait(STOP_TIMEOUT_S)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing (a hung broker)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        self.proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:

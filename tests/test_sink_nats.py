@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -344,13 +343,13 @@ def test_a_connection_lost_between_batches_asks_for_a_reconnect(nats_server, con
 
 def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, connected):
     sink = connected("ack_timeout_s = 0.3")
-    os.kill(nats_server.proc.pid, signal.SIGSTOP)
+    nats_server.pause()
     try:
         started = time.monotonic()
         outcome = sink.send(events(5))
         elapsed = time.monotonic() - started
     finally:
-        os.kill(nats_server.proc.pid, signal.SIGCONT)
+        nats_server.resume()
     assert elapsed < 3
     assert outcome.done == 0 and outcome.retry.reconnect
     assert outcome.retry.reason == f"no PubAck for {PREFIX}scanner:1 within 0.3 s"
@@ -358,7 +357,7 @@ def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, connec
 
 def test_interrupt_cuts_a_send_short(nats_server, connected):
     sink = connected("ack_timeout_s = 30")
-    os.kill(nats_server.proc.pid, signal.SIGSTOP)
+    nats_server.pause()
     try:
         result = {}
         sender = threading.Thread(target=lambda: result.setdefault("outcome", sink.send(events(5))))
@@ -371,7 +370,7 @@ def test_interrupt_cuts_a_send_short(nats_server, connected):
         sender.join(5)
         assert not sender.is_alive() and time.monotonic() - started < 2
     finally:
-        os.kill(nats_server.proc.pid, signal.SIGCONT)
+        nats_server.resume()
     outcome = result["outcome"]
     assert outcome.done == 0 and outcome.retry.reason == "interrupted" and outcome.retry.reconnect
 
