@@ -460,3 +460,27 @@ def test_the_leaf_node_example_config_parses():
     assert result.returncode == 0, result.stdout + result.stderr
     text = example.read_text()
     assert "sync_interval: always" in text and "domain:" in text and "leafnodes" in text
+
+
+def test_a_creds_file_in_operator_mode(tmp_path):
+    from nats_fixture import operator_setup
+
+    setup = operator_setup()
+    (tmp_path / "till.creds").write_text(setup.creds)
+    stranger = operator_setup()          # signed by another operator: the server does not know its account
+    (tmp_path / "stranger.creds").write_text(stranger.creds)
+    with NatsServer(extra_config=setup.server_config) as server:
+        sink = load_sink(tmp_path, f'url = "{server.url}"\ncreds_file = "till.creds"')
+        try:
+            sink.connect(5)
+            assert sink.send(events(2)).done == 2
+        finally:
+            sink.close()
+        wrong = load_sink(tmp_path, f'url = "{server.url}"\ncreds_file = "stranger.creds"')
+        with pytest.raises(SinkUnavailable) as exc:
+            wrong.connect(5)
+        wrong.close()
+    assert str(exc.value) == (f"{server.url} refused the credentials (creds_file): authorization violation; "
+                              f"check them against the server's accounts")
+    for secret in (stranger.user_seed, setup.user_seed, stranger.creds.splitlines()[1]):
+        assert secret not in str(exc.value)
