@@ -369,3 +369,47 @@ class Subscriber:
         with self._lock:
             self.messages.append(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.dup), user, ctype))
             self._lock.notify_all()
+
+
+# --- the sink under test ----------------------------------------------------------------------------------------
+
+SITE, TILL = "store-1", "till-3"
+SOURCE = f"pos://{SITE}/{TILL}/"
+
+
+def outgoing(n: int, *, start: int = 1, src: str = SOURCE + "payment", type_: str = "payment.result",
+             cls: str = "realtime") -> list:
+    """``n`` events as the runner hands them to a sink: ``seq`` from ``start``, envelopes packed as stored."""
+    from bridge.sinks.base import Outgoing
+    from protocols.events import pack
+
+    out = []
+    for seq in range(start, start + n):
+        ts = 1_795_000_000_000_000_000 + seq * 1_000_000
+        env = {"src": src, "seq": seq, "ts": ts, "type": type_,
+               "data": {"amount": seq, "currency": "EUR", "raw": bytes([seq % 256, 0xAB])}}
+        out.append(Outgoing(rowid=seq, src=src, seq=seq, type=type_, ts=ts, envelope=pack(env), cls=cls))
+    return out
+
+
+def sink_settings(keys: dict, *, base: Path | None = None, env: dict | None = None, name: str = "bus"):
+    """``SinkSettings`` parsed from a ``[[sinks]]`` table given as a dict (the config file's own parser)."""
+    from bridge.config import _Table
+    from bridge.sinks.settings import parse_sink
+
+    base = base or Path.cwd()
+    table = _Table(base / "bridge.toml", "sinks[0]", {"name": name, "kind": "mqtt", **keys})
+    settings = parse_sink(table, base, env if env is not None else {})
+    table.done()
+    return settings
+
+
+def mqtt_sink(broker: "MqttBroker | None" = None, *, url: str | None = None, base: Path | None = None,
+              env: dict | None = None, name: str = "bus", **keys):
+    """An ``MqttSink`` for ``broker`` (not connected), built from config keys as the bridge builds it."""
+    from bridge.sinks.mqtt import MqttSink
+    from bridge.sinks.settings import context_for
+
+    keys.setdefault("protocol", broker.protocols[0] if broker is not None else "5")
+    settings = sink_settings({"url": url or broker.url, **keys}, base=base, env=env, name=name)
+    return MqttSink(name, settings, context_for(SITE, TILL, SOURCE, settings.options))
