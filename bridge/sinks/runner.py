@@ -74,7 +74,7 @@ class SinkRunner:
         # statistics (read by stats() from other threads; plain ints/strs under the GIL, snapshotted under _lock)
         self._s = {
             "state": "starting", "connected": False, "delivered": 0, "duplicates": 0, "undecodable": 0, "parked": 0,
-            "redriven": 0, "retries": 0, "reconnects": 0, "failures_in_a_row": 0, "cursor": 0, "depth": 0,
+            "redriven": 0, "retries": 0, "reconnects": 0, "failures_in_a_row": 0, "failing_since_ns": None, "cursor": 0, "depth": 0,
             "oldest_age_s": 0.0, "dead_letters": 0, "last_delivery_ns": None, "last_error": None,
             "last_error_ns": None, "next_attempt_in_s": None, "sends": 0, "send_seconds_sum": 0.0,
         }
@@ -222,7 +222,7 @@ class SinkRunner:
                 self._add(delivered=delivered, duplicates=outcome.duplicates, parked=len(parked),
                           dead_letters=len(parked))
                 self._set(cursor=cursor, depth=store.depth(cursor), last_delivery_ns=time.time_ns(),
-                          state="up", failures_in_a_row=0)
+                          state="up", failures_in_a_row=0, failing_since_ns=None)
                 for ev, p in parked:
                     self._fail_log("parked", f"sink {self.name}: {ev.key} ({ev.type}) parked as a dead letter: "
                                              f"{p.reason}", force=True)
@@ -303,11 +303,16 @@ class SinkRunner:
         wait = retry.after_s if retry.after_s is not None else self._backoff.next()
         with self._lock:
             self._s["retries"] += 1
+            if not self._s["failures_in_a_row"]:
+                self._s["failing_since_ns"] = time.time_ns()
             self._s["failures_in_a_row"] += 1
             self._s.update(state="retrying", connected=self._s["connected"] and not retry.reconnect,
                            last_error=reason, last_error_ns=time.time_ns())
             if retry.reconnect:
                 self._s["reconnects"] += 1
+        if self._store is not None:
+            self._set(depth=self._store.depth(self._s["cursor"]),
+                      oldest_age_s=self._age(self._store.oldest_captured(self._s["cursor"])))
         self._fail_log(reason, f"sink {self.name}: {reason}; trying again in {wait:.1f} s")
         self._next_attempt = self._clock() + wait
         try:
