@@ -303,6 +303,7 @@ class Subscriber:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._connect_rc = None
+        self.session_present = False  # what the last CONNACK said
         v5 = self.protocol == "5"
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
@@ -357,6 +358,7 @@ class Subscriber:
 
     # --- paho callbacks (paho's thread)
     def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.session_present = bool(getattr(flags, "session_present", False))
         self._connect_rc = reason_code
         self._connected.set()
 

@@ -191,16 +191,26 @@ def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_b
     assert [(p.index, p.status, p.reason) for p in outcome.parked] == [(2, None, "MQTT PUBACK 0x87 Not authorized")]
 
 
+def test_on_mqtt311_a_refused_publish_cannot_be_seen(make_mqtt_broker, closing, tmp_path):
+    """Why the docs say: use MQTT 5 where ACLs matter. 3.1.1's PUBACK has no reason code; Mosquitto acks and drops."""
+    acl = tmp_path / "acl"
+    acl.write_text(f"user till\ntopic write {TOPIC}/payment.result\n")
+    broker = make_mqtt_broker("mosquitto", users={"till": "pw-311"}, extra_config=(f"acl_file {acl}",))
+    sink = mqtt_sink(broker, protocol="3.1.1", username="till", password_env="PW", env={"PW": "pw-311"})
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(1, type_="scanner.data"))
+    assert outcome.done == 1 and outcome.parked == () and outcome.retry is None
+
+
 # --- the broker away -------------------------------------------------------------------------------------------
 
 def test_a_broker_that_is_down_is_one_line_sink_unavailable():
     port = free_port()
     sink = mqtt_sink(url=f"mqtt://127.0.0.1:{port}")
-    t0 = time.monotonic()
     with pytest.raises(SinkUnavailable) as err:
         sink.connect(2)
     assert str(err.value) == f"cannot connect to mqtt://127.0.0.1:{port}: Connection refused"
-    assert time.monotonic() - t0 < 2
     sink.close()
 
 
@@ -276,7 +286,7 @@ def test_interrupt_cuts_a_wait_for_pubacks_short(make_mqtt_broker, closing):
     outcome = sink.send(outgoing(5))
     timer.join()
     assert outcome.done == 0 and outcome.retry.reason == "the bridge is stopping"
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 30  # not the 60 s ack timeout
     with pytest.raises(SinkUnavailable, match="stopping"):
         sink.connect(5)
 
@@ -339,7 +349,7 @@ def test_a_wrong_password_is_one_line_without_the_password(make_mqtt_broker, clo
         sink.connect(5)
     message = str(err.value)
     assert message.startswith(f"{broker.url} refused the connection: ")
-    assert message.endswith(("Bad user name or password", "Not authorized"))
+    assert message.endswith("Not authorized")  # Mosquitto's CONNACK reason on both protocols
     assert "\n" not in message and PASSWORD not in message
     assert err.value.__cause__ is None and err.value.__context__ is None  # no chained traceback to log
 

@@ -75,3 +75,17 @@ def test_a_started_broker_is_stopped_and_killed_for_good(make_mqtt_broker):
     assert broker.running
     broker.stop()
     assert not broker.running
+
+
+def test_mosquitto_durability_caveat_a_puback_is_not_on_disk(make_mqtt_broker):
+    """docs/bridge/sinks-mqtt.md §5: what Mosquitto acknowledged but had not autosaved dies with a SIGKILL."""
+    broker = make_mqtt_broker("mosquitto")
+    Subscriber(broker, client_id="offline").connect().disconnect()
+    publish(broker, "5", [("q", b"acked")])  # PUBACKed, queued for the offline subscriber, in memory only
+    broker.kill()
+    broker.start()
+    sub = Subscriber(broker, client_id="offline").connect()
+    try:
+        assert not sub.session_present  # the session and its queued message are gone
+    finally:
+        sub.close()
