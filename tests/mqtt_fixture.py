@@ -103,12 +103,12 @@ class MqttBroker:
 
     def __init__(self, workdir: Path, kind: str | None = None, *, users: dict[str, str] | None = None,
                  autosave_interval: int | None = None, max_queued_messages: int = 1_000_000,
-                 max_inflight_messages: int = 0, extra_config: tuple[str, ...] = ()):
+                 max_inflight_messages: int = 0, tls: bool = False, extra_config: tuple[str, ...] = ()):
         kind = kind or default_kind()
         if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}")
-        if kind == "amqtt" and (users or extra_config):
-            raise ValueError("users and extra_config are Mosquitto features here")
+        if kind == "amqtt" and (users or extra_config or tls):
+            raise ValueError("users, tls and extra_config are Mosquitto features here")
         self.kind = kind
         self.binary = require_mosquitto(f"a {kind} broker") if kind == "mosquitto" else sys.executable
         self.workdir = Path(workdir)
@@ -122,6 +122,8 @@ class MqttBroker:
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages  # also the MQTT 5 Receive Maximum (0: none sent)
         self.extra_config = tuple(extra_config)
+        self.tls = tls
+        self.ca_file: Path | None = None  # with tls: the broker's self-signed certificate, to trust
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -132,7 +134,7 @@ class MqttBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -215,6 +217,7 @@ class MqttBroker:
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
+            *self._tls_lines(),
             f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root, Mosquitto would otherwise become 'nobody'
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
@@ -237,6 +240,14 @@ class MqttBroker:
         conf.write_text("\n".join(lines) + "\n")
         return [self.binary, "-c", str(conf)]
 
+    def _tls_lines(self) -> list[str]:
+        if not self.tls:
+            return []
+        if self.ca_file is None:
+            self.ca_file, key = self_signed_certificate(self.workdir / "tls")
+            self._key_file = key
+        return [f"certfile {self.ca_file}", f"keyfile {self._key_file}"]
+
     def _password_file(self) -> Path:
         path = self.workdir / "passwords"
         if path.exists():
@@ -250,6 +261,20 @@ class MqttBroker:
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         path.chmod(0o600)
         return path
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1 and localhost, its own CA (``openssl``), and its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS tests need the openssl command (apt-get install openssl)", pytrace=False)
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
 
 
 @pytest.fixture
@@ -446,7 +471,7 @@ class AckGate:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self._stop.set()

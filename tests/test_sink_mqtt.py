@@ -354,6 +354,29 @@ def test_a_wrong_password_is_one_line_without_the_password(make_mqtt_broker, clo
     assert err.value.__cause__ is None and err.value.__context__ is None  # no chained traceback to log
 
 
+# --- TLS ------------------------------------------------------------------------------------------------------------
+
+def test_mqtts_verifies_the_broker_certificate(make_mqtt_broker, closing):
+    broker = make_mqtt_broker("mosquitto", tls=True)
+    assert broker.url.startswith("mqtts://")
+    trusted = mqtt_sink(broker, tls_ca_file=str(broker.ca_file))
+    closing(trusted)
+    trusted.connect(5)
+    assert trusted.send(outgoing(3)).done == 3
+
+    untrusted = mqtt_sink(broker)  # the system CAs do not know a self-signed certificate
+    closing(untrusted)
+    with pytest.raises(SinkUnavailable) as err:
+        untrusted.connect(5)
+    assert str(err.value) == (f"cannot connect to {broker.url}: TLS certificate check failed "
+                              f"(self-signed certificate)")
+
+    unchecked = mqtt_sink(broker, tls_verify=False)  # possible, and said out loud in the config
+    closing(unchecked)
+    unchecked.connect(5)
+    assert unchecked.send(outgoing(1)).done == 1
+
+
 # --- config --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("keys, message", [

@@ -89,3 +89,15 @@ def test_mosquitto_durability_caveat_a_puback_is_not_on_disk(make_mqtt_broker):
         assert not sub.session_present  # the session and its queued message are gone
     finally:
         sub.close()
+
+
+def test_without_mosquitto_the_default_is_amqtt_and_asking_for_mosquitto_fails_naming_the_script(
+        monkeypatch, tmp_path):
+    import mqtt_fixture
+
+    monkeypatch.setattr(mqtt_fixture, "mosquitto_binary", lambda: None)
+    assert mqtt_fixture.MqttBroker(tmp_path / "a").kind == "amqtt"
+    with pytest.raises(pytest.fail.Exception) as err:
+        mqtt_fixture.MqttBroker(tmp_path / "m", "mosquitto")
+    assert str(err.value) == ("a mosquitto broker needs Mosquitto, which is not installed: run "
+                              "tools/ensure-mosquitto (make test does)")
