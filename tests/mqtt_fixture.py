@@ -471,7 +471,7 @@ class AckGate:
 
     @property
     def url(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+        return f"mqtt://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self._stop.set()
