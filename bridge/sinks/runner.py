@@ -79,6 +79,8 @@ class SinkRunner:
             "last_error_ns": None, "next_attempt_in_s": None, "sends": 0, "send_seconds_sum": 0.0,
         }
         self._send_buckets = [0] * (len(SEND_BUCKETS) + 1)
+        # rows read per look: enough for a full batch after skipping some, not the whole backlog every turn
+        self._read_ahead = min(READ_AHEAD, max(64, 2 * settings.max_batch))
         self._next_attempt: float | None = None
         self._last_logged: dict[str, float] = {}
 
@@ -197,7 +199,7 @@ class SinkRunner:
                     continue
             if not current:
                 self._wake.clear()
-                rows = store.pending(cursor, READ_AHEAD)
+                rows = store.pending(cursor, self._read_ahead)
                 current, end_rowid, wait_s = self._select(rows, cursor)
                 if not current:
                     if end_rowid > cursor:  # only rows this sink does not take
@@ -273,7 +275,7 @@ class SinkRunner:
         age = self._age(oldest_batch)
         if len(wanted) >= min(settings.batch_max_events, settings.max_batch) or age >= settings.batch_max_age_s:
             return wanted, end, None
-        if len(rows) == READ_AHEAD:  # more rows than one look: the backlog is large, send
+        if len(rows) == self._read_ahead:  # more rows than one look: the backlog is large, send
             return wanted, end, None
         return [], cursor if not skipped else _last_skipped_before(rows, wanted[0].rowid, cursor), \
             max(0.0, settings.batch_max_age_s - age)
