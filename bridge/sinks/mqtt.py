@@ -362,21 +362,35 @@ class PublishProperties:
     packed here: Content Type (0x03, a UTF-8 string) and one User Property (0x26, a string pair) per attribute.
     """
 
-    __slots__ = ("_packed", "_text")
+    __slots__ = ("_packed", "_content_type", "_user")
 
     CONTENT_TYPE = 0x03
     USER_PROPERTY = 0x26
+    PER_EVENT = frozenset({"id", "time", "seq"})  # the attributes that differ for every event
+    _cache: dict[tuple, bytes] = {}               # packed properties whose value repeats (source, type...)
+    CACHE_MAX = 4096
 
     def __init__(self, content_type: str, user: list[tuple[str, str]]):
-        body = bytearray()
-        body.append(self.CONTENT_TYPE)
-        body += _utf8(content_type)
+        body = bytearray(self._packed_once(self.CONTENT_TYPE, content_type))
         for key, value in user:
-            body.append(self.USER_PROPERTY)
-            body += _utf8(key)
-            body += _utf8(value)
+            if key in self.PER_EVENT:
+                body.append(self.USER_PROPERTY)
+                body += _utf8(key)
+                body += _utf8(value)
+            else:
+                body += self._packed_once(self.USER_PROPERTY, key, value)
         self._packed = _varint(len(body)) + bytes(body)
-        self._text = f"ContentType={content_type}, UserProperty={user}"
+        self._content_type, self._user = content_type, user
+
+    @classmethod
+    def _packed_once(cls, ident: int, *strings: str) -> bytes:
+        key = (ident, *strings)
+        packed = cls._cache.get(key)
+        if packed is None:
+            if len(cls._cache) >= cls.CACHE_MAX:
+                cls._cache.clear()
+            packed = cls._cache[key] = bytes([ident]) + b"".join(_utf8(text) for text in strings)
+        return packed
 
     @classmethod
     def binary_mode(cls, ev: Outgoing) -> "PublishProperties":
@@ -388,8 +402,8 @@ class PublishProperties:
     def pack(self) -> bytes:
         return self._packed
 
-    def __str__(self) -> str:
-        return self._text
+    def __str__(self) -> str:  # paho's debug log only
+        return f"ContentType={self._content_type}, UserProperty={self._user}"
 
     __repr__ = __str__
 
