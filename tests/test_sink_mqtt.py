@@ -150,7 +150,7 @@ def test_a_connection_cut_after_some_pubacks_gives_the_acked_prefix(make_mqtt_br
     sink.connect(5)
     outcome = sink.send(outgoing(50))
     assert outcome.done == 7
-    assert outcome.retry.reconnect and outcome.retry.reason.startswith("connection lost")
+    assert outcome.retry.reconnect and outcome.retry.reason == "connection lost (closed)"
 
 
 def test_the_broker_receive_maximum_bounds_what_is_in_flight(make_mqtt_broker, closing):

@@ -212,7 +212,7 @@ class MqttSink(Sink):
             left = deadline - time.monotonic()
             if self._lost is not None or left <= 0 or self._interrupted.is_set():
                 why = ("the bridge is stopping" if self._interrupted.is_set() else
-                       f"the connection closed before the CONNACK ({self._lost})" if self._lost else
+                       f"connection lost before the CONNACK ({self._lost})" if self._lost else
                        f"no CONNACK within {timeout_s:g} s")
                 self.close()
                 raise SinkUnavailable(f"cannot connect to {o.url}: {why}")
@@ -347,7 +347,7 @@ class MqttSink(Sink):
         self._connected = False
         if self._lost is None:
             from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
-            self._lost = f"the broker disconnected: {reason_code}" if from_broker else "the connection closed"
+            self._lost = f"the broker disconnected: {reason_code}" if from_broker else "closed"
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         if client is self._client:
