@@ -452,13 +452,14 @@ class AckGate:
     """A loopback TCP proxy to a broker that lets the first ``allow`` PUBACKs reach the client, then either
     **swallows** the later PUBACKs (``mode="swallow"``: the broker has the messages, the client never hears; other
     packets pass) or **cuts** both connections at the next one (``mode="cut"``: the ack is lost with the
-    connection). ``mode="silent"`` passes nothing from the broker, not even the CONNACK. Client → broker bytes
-    always pass."""
+    connection). ``mode="silent"`` passes nothing from the broker, not even the CONNACK. ``mode="refuse"``
+    rewrites the next PUBACK (only that one) into an MQTT 5 PUBACK with ``reason_code``, as a broker refusing that
+    message would answer. Client → broker bytes always pass."""
 
-    def __init__(self, broker: MqttBroker, allow: int, mode: str = "swallow"):
-        if mode not in ("swallow", "cut", "silent"):
+    def __init__(self, broker: MqttBroker, allow: int, mode: str = "swallow", *, reason_code: int = 0x99):
+        if mode not in ("swallow", "cut", "silent", "refuse"):
             raise ValueError(mode)
-        self.broker, self.allow, self.mode = broker, allow, mode
+        self.broker, self.allow, self.mode, self.reason_code = broker, allow, mode, reason_code
         self.passed = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -557,11 +558,16 @@ class AckGate:
             if self.mode == "silent":
                 continue
             if packet[0] >> 4 == PUBACK:
-                if self.passed >= self.allow:
+                if self.mode == "refuse":
+                    self.passed += 1
+                    if self.passed == self.allow + 1:  # this one: same packet id, a refusing reason code
+                        packet = bytes([PUBACK << 4, 3]) + packet[2:4] + bytes([self.reason_code])
+                elif self.passed >= self.allow:
                     if self.mode == "cut":
                         return bytes(out), True
                     continue  # swallowed
-                self.passed += 1
+                else:
+                    self.passed += 1
             out += packet
 
 

@@ -175,7 +175,9 @@ def test_max_inflight_bounds_the_window_when_the_broker_allows_more(make_mqtt_br
     assert sink.window == 3 and sink.peak_inflight <= 3
 
 
-def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_broker, closing, tmp_path):
+def test_an_acl_refusal_backs_off_in_order_instead_of_parking(make_mqtt_broker, closing, tmp_path):
+    """PUBACK 0x87: the broker refuses *our client* that topic, for every event of the type alike. Parking would
+    dead-letter the day out of order; the sink stops at the refused event and the runner backs off (sink_down)."""
     acl = tmp_path / "acl"
     acl.write_text(f"user till\ntopic write {TOPIC}/payment.result\ntopic read #\n")
     broker = make_mqtt_broker("mosquitto", users={"till": "s3cret-pw"}, extra_config=(f"acl_file {acl}",))
@@ -187,8 +189,35 @@ def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_b
     sink.connect(5)
     outcome = sink.send(batch)
 
+    assert outcome.done == 2 and outcome.parked == ()
+    assert outcome.retry.reason == f"PUBACK 0x87 Not authorized for {TOPIC}/scanner.data"
+    assert outcome.retry.reconnect and "s3cret-pw" not in outcome.retry.reason
+
+
+@pytest.mark.parametrize("code, name", [(0x99, "Payload format invalid"), (0x90, "Topic Name invalid")])
+def test_a_message_the_broker_refuses_for_good_is_parked_and_the_next_goes_out(make_mqtt_broker, closing,
+                                                                               code, name):
+    broker = make_mqtt_broker("mosquitto")
+    gate = AckGate(broker, allow=2, mode="refuse", reason_code=code)  # the 3rd PUBACK says "never"
+    closing(gate)
+    sink = mqtt_sink(broker, url=gate.url, protocol="5")
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(5))
     assert outcome.done == 5 and outcome.retry is None
-    assert [(p.index, p.status, p.reason) for p in outcome.parked] == [(2, None, "MQTT PUBACK 0x87 Not authorized")]
+    assert [(p.index, p.status, p.reason) for p in outcome.parked] == [(2, None, f"MQTT PUBACK 0x{code:02X} {name}")]
+
+
+def test_a_passing_refusal_such_as_quota_exceeded_is_retried(make_mqtt_broker, closing):
+    broker = make_mqtt_broker("mosquitto")
+    gate = AckGate(broker, allow=3, mode="refuse", reason_code=0x97)
+    closing(gate)
+    sink = mqtt_sink(broker, url=gate.url, protocol="5")
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(6))
+    assert outcome.done == 3 and outcome.parked == ()
+    assert outcome.retry.reason == f"PUBACK 0x97 Quota exceeded for {TOPIC}/payment.result"
 
 
 def test_on_mqtt311_a_refused_publish_cannot_be_seen(make_mqtt_broker, closing, tmp_path):

@@ -41,10 +41,12 @@ SESSION_EXPIRY_MAX = 0xFFFFFFFF      # MQTT 5: the session never expires
 RECEIVE_MAXIMUM_MAX = 65535          # MQTT 5 §3.2.2.3.3: the most a broker can allow in flight
 PUMP_SLICE_S = 0.05                  # longest single select(): how soon interrupt() is noticed
 
-# PUBACK reason codes (MQTT 5 §3.4.2.1) that refuse this one message for good. The event is parked as a dead
-# letter (visible in `tillwire outbox`, re-drivable); every other code ≥ 0x80 is retried after a reconnect.
+# PUBACK reason codes (MQTT 5 §3.4.2.1) that refuse this one message for good: the event is parked as a dead
+# letter (visible in `tillwire outbox`, re-drivable) and the next one goes out. Every other code ≥ 0x80 is
+# retried after a reconnect — including 0x87 Not authorized: the broker's ACL refuses *our client* a topic,
+# which holds for every event of that type alike; parking would dead-letter the day out of order, so the sink
+# backs off (the sink_down alert tells the operator) until the ACL or the sink's `types` is fixed.
 REFUSED_FOR_GOOD = {
-    0x87: "Not authorized",
     0x90: "Topic Name invalid",
     0x99: "Payload format invalid",
 }
@@ -271,7 +273,8 @@ class MqttSink(Sink):
                 code = acks[mids[done]]
                 if code >= 0x80:
                     if code not in REFUSED_FOR_GOOD:
-                        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)}")
+                        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)} for "
+                                                        f"{self._topic(batch[done])}")
                     parked.append(Parked(done, None, f"MQTT PUBACK 0x{code:02X} {REFUSED_FOR_GOOD[code]}"))
                 done += 1
             if done == n:
@@ -291,10 +294,14 @@ class MqttSink(Sink):
         """The rest of the batch goes again on a new connection (no stale in-flight state survives)."""
         return Outcome(done, parked=tuple(parked), retry=Retry(reason, reconnect=True))
 
-    def _publish(self, client: paho.Client, ev: Outgoing) -> paho.MQTTMessageInfo:
+    def _topic(self, ev: Outgoing) -> str:
         topic = self._topics.get(ev.type)
         if topic is None:
             topic = self._topics[ev.type] = f"{self._topic_base}/{topic_level(ev.type)}"
+        return topic
+
+    def _publish(self, client: paho.Client, ev: Outgoing) -> paho.MQTTMessageInfo:
+        topic = self._topic(ev)
         if self.v5:
             return client.publish(topic, ev.envelope, qos=1, properties=PublishProperties.binary_mode(ev))
         return client.publish(topic, cloudevents.structured_json(ev), qos=1)
