@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from tests.webhook_receiver import Reply, WebhookReceiver, envelopes, self_signed_cert
+from webhook_receiver import Reply, WebhookReceiver, envelopes, self_signed_cert
 
 
 @pytest.fixture
