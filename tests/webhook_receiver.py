@@ -94,7 +94,7 @@ class Request:
     headers: dict[str, str]        # names in lower case
     body: bytes
     reply: Reply | None = None
-    answered_t: float | None = None  # time.monotonic() when the answer was written (None: no answer)
+    answered_t: float | None = None  # time.monotonic() as the answer went out (None: no answer)
     connection: int = 0            # which connection (1, 2, ... in accept order) carried it
 
     @property
@@ -160,6 +160,9 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        with state.lock:  # before the answer goes out, so a client that has read it always sees answered_t
+            request.answered_t = time.monotonic()
+            state.lock.notify_all()
         self.send_response(reply.status, STATUS_TEXT.get(reply.status))
         for name, value in reply.headers:
             self.send_header(name, value)
@@ -168,9 +171,6 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.body and self.command != "HEAD":
             self.wfile.write(reply.body)
         self.wfile.flush()
-        with state.lock:
-            request.answered_t = time.monotonic()
-            state.lock.notify_all()
 
     do_POST = do_PUT = do_PATCH = do_GET = do_DELETE = _handle
 
