@@ -87,6 +87,7 @@ class Bridge:
         self.outbox: Outbox | None = None
         self.feed_server = None
         self.recorder = None
+        self.sink_runners: list = []  # bridge.sinks.runner.SinkRunner, one per [[sinks]] entry
         self._want_feed = feed and config.feed.enabled and store
         self._store_events = store
         self._record_path = record if record is not None else (str(config.record) if config.record else None)
@@ -118,8 +119,8 @@ class Bridge:
             self._record_path = self._check_record_path(self._record_path)
         if self._store_events:
             cfg.outbox.parent.mkdir(parents=True, exist_ok=True)
-            self.outbox = Outbox.open(cfg.outbox, sinks=(), retention_s=cfg.retention_s,
-                                      max_bytes=cfg.outbox_max_bytes)
+            self.outbox = Outbox.open(cfg.outbox, sinks=tuple(s.name for s in cfg.sinks),
+                                      retention_s=cfg.retention_s, max_bytes=cfg.outbox_max_bytes)
         if self._record_path:
             from bridge.recording import tws
 
@@ -135,6 +136,9 @@ class Bridge:
                                 token_source=cfg.feed.token_source)
             server.start()  # FeedError (a port in use …): the CLI prints it; close() undoes the rest
             self.feed_server = server
+            server.add_route("/sinks", self._sinks_route)
+        if self._store_events and cfg.sinks:
+            self._start_sinks()
         self._capture_thread = threading.Thread(target=self._capture_main, name="tillwire-capture", daemon=True)
         self._capture_thread.start()
         for transport in self.transports:
@@ -142,6 +146,28 @@ class Bridge:
                                  daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _start_sinks(self) -> None:
+        """One runner thread per ``[[sinks]]`` entry; each reads the outbox after its own cursor."""
+        from bridge.sinks import sink_class
+        from bridge.sinks.runner import SinkRunner
+        from bridge.sinks.settings import context_for
+
+        cfg = self.config
+        for s in cfg.sinks:
+            sink = sink_class(s.kind)(s.name, s.options, context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
+            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log)
+            runner.start()
+            self.sink_runners.append(runner)
+
+    def sink_stats(self) -> list[dict]:
+        return [r.stats() for r in self.sink_runners]
+
+    def _sinks_route(self, request) -> None:
+        """``GET /sinks``: each sink's state, cursor, depth, counters and last error (JSON)."""
+        import json
+
+        request.respond(200, json.dumps({"sinks": self.sink_stats()}).encode() + b"\n", "application/json")
 
     def _check_record_path(self, path: str) -> str:
         """``{start}`` becomes the start time (UTC); an existing file is never overwritten (it may be the outbox, a
@@ -215,6 +241,7 @@ class Bridge:
                          f"(everything committed before is safe)")
                 self._stopped.set()
                 return
+        self._stop_sinks()
         if self.feed_server is not None:
             self.feed_server.stop()
         if self.recorder is not None:
@@ -222,6 +249,16 @@ class Bridge:
         if self.outbox is not None:
             self.outbox.close()
         self._stopped.set()
+
+    def _stop_sinks(self) -> None:
+        """Everything captured is committed: let the sinks deliver what is pending for ``sink_drain_s``, then stop.
+        What they could not deliver stays in the outbox for the next start."""
+        drain = self.config.sink_drain_s
+        for r in self.sink_runners:
+            r.stop(drain)
+        for r in self.sink_runners:
+            if not r.join(drain + 5.0):
+                self.log(f"sink {r.name}: did not stop; its pending events stay in the outbox for the next start")
 
     # ---------------------------------------------------------------- the capture thread
 
@@ -339,6 +376,8 @@ class Bridge:
             if self.on_stored is not None:
                 self.on_stored(batch, keys)
         self._pending_bytes = 0
+        for runner in self.sink_runners:
+            runner.wake()
         if self.feed_server is not None:
             self.feed_server.notify()
         self._recovered(time.time_ns())
