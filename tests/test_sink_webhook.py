@@ -11,6 +11,7 @@ import hmac
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -179,6 +180,19 @@ def test_the_signature_fails_with_a_wrong_secret_a_changed_body_or_an_old_timest
     assert not verify_signature(HMAC_SECRET, "v1=abc", request.body)
 
 
+def test_the_verification_snippet_in_the_docs_accepts_and_refuses(rx, make_sink):
+    doc = (Path(__file__).resolve().parent.parent / "docs/bridge/sinks-webhook.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "sinks-webhook.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    make_sink(rx.url, secret_env="S", env={"S": HMAC_SECRET}).send(events(1))
+    (request,) = rx.wait_for(1)
+    header = request.headers[SIGNATURE_HEADER.lower()]
+    assert namespace["verify"](HMAC_SECRET.encode(), header, request.body)
+    assert not namespace["verify"](b"wrong", header, request.body)
+    assert not namespace["verify"](HMAC_SECRET.encode(), header, request.body + b" ")
+
+
 def test_no_signature_header_without_a_secret(rx, make_sink):
     make_sink(rx.url).send(events(1))
     assert SIGNATURE_HEADER.lower() not in rx.wait_for(1)[0].headers
@@ -308,6 +322,24 @@ def test_a_hanging_server_costs_at_most_timeout_s(rx, make_sink):
     assert "no answer" in outcome.retry.reason and "timeout_s=0.5" in outcome.retry.reason
     assert elapsed < 3, f"the send took {elapsed:.1f} s with timeout_s = 0.5 against a 30 s hang"
     assert len(rx.requests) == 1
+
+
+def test_an_answer_trickling_in_byte_by_byte_still_ends_at_timeout_s(rx, make_sink):
+    rx.script(Reply.trickle(0.05))  # ~100 bytes, 5 s in all; each byte well within a per-receive timeout
+    sink = make_sink(rx.url, timeout_s=0.5)
+    started = time.monotonic()
+    outcome = sink.send(events(1))
+    elapsed = time.monotonic() - started
+    assert outcome.done == 0 and outcome.retry.reconnect
+    assert "no answer" in outcome.retry.reason
+    assert elapsed < 3, f"the send took {elapsed:.1f} s with timeout_s = 0.5"
+
+
+def test_a_connection_close_answer_is_read_to_its_end(rx, make_sink):
+    rx.script(Reply(200, b'{"ok":true}', (("Connection", "close"),)), Reply(201, b"", (("Connection", "close"),)))
+    sink = make_sink(rx.url)
+    assert sink.send(events(1, 2, 3)).done == 3
+    assert [r.connection for r in rx.wait_for(3)] == [1, 2, 3]
 
 
 def test_interrupt_cuts_a_wait_short(rx, make_sink):

@@ -12,8 +12,8 @@ What an answer means (``STATUS_ACTIONS``): 2xx delivered; 429 and 503 retry afte
 good, and the runner parks it as a dead letter. A batch refused with such a 4xx is sent again one event per
 request, so that only the events the receiver refuses are parked.
 
-Every wait is bounded: connecting by the runner's ``connect_timeout_s``, a request (send, then the answer's
-status line and headers, then its body) by ``timeout_s`` — each phase gets what is left of it.
+Every wait is bounded: connecting by the runner's ``connect_timeout_s``; a request — sending it, then every
+receive of the answer — by one deadline ``timeout_s`` after it started, even when the answer trickles in.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import re
 import socket
@@ -385,12 +386,11 @@ class WebhookSink(Sink):
         phase = "sending the request"
         try:
             _budget(conn, deadline)
-            conn.request("POST", self.options.target, body, headers)
+            conn.request("POST", self.options.target, body, headers)  # sendall: bounded as a whole
             phase = "waiting for the answer"
-            _budget(conn, deadline)
+            conn.response_class = _deadline_response(deadline)
             response = conn.getresponse()
             phase = "reading the answer"
-            _budget(conn, deadline)
             status, reason = response.status, _one_line(response.reason or "")[:100]
             retry_after = response.getheader("Retry-After")
             kept = response.read(RESPONSE_DRAIN)
@@ -412,13 +412,54 @@ class WebhookSink(Sink):
 
 
 def _budget(conn: http.client.HTTPConnection, deadline: float) -> None:
-    """Give the socket what is left of the request's timeout (each blocking call waits at most that long)."""
+    """Give the socket what is left of the request's timeout."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise socket.timeout("timeout_s used up")
     if conn.sock is not None:
         conn.sock.settimeout(left)
     conn.timeout = left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reader for one answer: before every receive the socket gets what is left until the deadline,
+    so an answer trickling in byte by byte still ends at the deadline (a plain socket timeout restarts per byte)."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+        self._raw = sock.makefile("rb", buffering=0)  # keeps http.client's reference counting of the socket
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timeout_s used up")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What ``HTTPResponse`` is given instead of the socket: it only calls ``makefile("rb")``."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+def _deadline_response(deadline: float):
+    def response(sock, *args, **kwargs) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_DeadlineSocket(sock, deadline), *args, **kwargs)
+    return response
 
 
 def _parked(index: int, answer: _Answer) -> Parked:
