@@ -273,6 +273,14 @@ def test_422_parks_the_event_with_the_response_and_the_rest_is_delivered(rx, mak
     assert len(rx.wait_for(3)) == 3
 
 
+def test_the_reason_line_names_the_status_also_when_the_server_sends_no_phrase(rx, make_sink):
+    rx.script(Reply(404, reason=""), Reply(500, reason="Backend Fell Over"), Reply(599, reason=""))
+    sink = make_sink(rx.url)
+    assert sink.send(events(1)).parked[0].reason == "HTTP 404 Not Found"
+    assert sink.send(events(2)).retry.reason == "HTTP 500 Backend Fell Over"
+    assert sink.send(events(2)).retry.reason == "HTTP 599"
+
+
 def test_the_kept_response_is_at_most_4_kib(rx, make_sink):
     rx.script(Reply.refuse(400, b"x" * 100_000, "text/plain"))
     outcome = make_sink(rx.url).send(events(1, 2))

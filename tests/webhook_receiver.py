@@ -59,6 +59,7 @@ class Reply:
     hang_s: float = 0.0    # wait this long before answering (or before dropping)
     drop: bool = False     # close the connection without an answer
     trickle_s: float = 0.0  # write the answer one byte at a time, this long apart
+    reason: str | None = None  # the reason phrase on the status line (None: the standard one; "" sends none)
 
     @classmethod
     def ok(cls, status: int = 200) -> "Reply":
@@ -170,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:  # before the answer goes out, so a client that has read it always sees answered_t
             request.answered_t = time.monotonic()
             state.lock.notify_all()
-        self.send_response(reply.status, STATUS_TEXT.get(reply.status))
+        self.send_response(reply.status, reply.reason if reply.reason is not None else STATUS_TEXT.get(reply.status))
         for name, value in reply.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))

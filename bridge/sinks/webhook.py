@@ -29,6 +29,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -472,7 +473,14 @@ def _retry(answer: _Answer, action: str) -> Retry:
 
 
 def _status_line(answer: _Answer) -> str:
-    return f"HTTP {answer.status} {answer.reason}".rstrip()
+    """``HTTP 422 Unprocessable Entity``: the server's reason phrase, or the standard one when it sent none."""
+    reason = answer.reason
+    if not reason:
+        try:
+            reason = HTTPStatus(answer.status).phrase
+        except ValueError:
+            reason = ""
+    return f"HTTP {answer.status} {reason}".rstrip()
 
 
 def _host_port(host: str, port: int) -> str:
