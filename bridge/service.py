@@ -437,21 +437,38 @@ class Bridge:
         if bodies:
             self._store(bodies, time.monotonic())
 
-    def _raise(self, kind: str, message: str, now: int) -> list[Body]:
-        """Start (or keep) an alert; returns the bridge.alert body when it is new."""
-        if kind in self.alerts:
-            self.alerts[kind].message = message
+    def _raise(self, kind: str, message: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        """Start (or keep) an alert; returns the bridge.alert body when it is new. ``key`` tells apart alerts of
+        one kind about different things (a sink each)."""
+        key = key or kind
+        if key in self.alerts:
+            self.alerts[key].message = message
             return []
-        self.alerts[kind] = Alert(kind, message, now)
+        self.alerts[key] = Alert(kind, message, now)
         self.log(message)
-        return [self._alert_body(kind, message, now, now, active=True)]
+        return [self._alert_body(kind, message, now, now, active=True, **extra)]
 
-    def _clear(self, kind: str, now: int) -> list[Body]:
-        alert = self.alerts.pop(kind, None)
+    def _clear(self, kind: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        alert = self.alerts.pop(key or kind, None)
         if alert is None:
             return []
         self.log(f"cleared: {alert.message}")
-        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False)]
+        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False, **extra)]
+
+    def _sink_alerts(self, now: int) -> list[Body]:
+        """``sink_down``: a sink has failed for ``sink_alert_s`` without delivering; cleared when it delivers."""
+        out: list[Body] = []
+        for runner in self.sink_runners:
+            st = runner.stats()
+            since = st["failing_since_ns"]
+            key = f"sink_down:{runner.name}"
+            if since is not None and now - since >= self.config.sink_alert_s * 1e9:
+                out += self._raise("sink_down", f"sink {runner.name} ({st['target']}) has not delivered for "
+                                   f"{_ago(since, now)}: {st['last_error']}; {st['depth']} events wait in the "
+                                   f"outbox", now, key=key, sink=runner.name, depth=st["depth"])
+            elif since is None:
+                out += self._clear("sink_down", now, key=key, sink=runner.name, depth=st["depth"])
+        return out
 
     def _alert_body(self, kind: str, message: str, since_ns: int, ts: int, *, active: bool, **extra) -> Body:
         data = {"kind": kind, "message": message, "since_ns": since_ns, "active": active}
@@ -502,6 +519,7 @@ class Bridge:
                                    f"shrinking", now)
             elif percent < cfg.alert_percent - 5:
                 out += self._clear("outbox_nearly_full", now)
+        out += self._sink_alerts(now)
         return out
 
     def _prune(self) -> None:

@@ -22,9 +22,10 @@ from bridge.sinks.store import SinkStore
 LABEL = b"]E04006381333931\r"
 
 
-def scanner_config(tmp_path: Path, port: int, sinks: str, feed: int | bool = False) -> Path:
+def scanner_config(tmp_path: Path, port: int, sinks: str, feed: int | bool = False, **bridge) -> Path:
     return write_config(tmp_path, [{"name": "scanner", "protocol": "scanner",
-                                    "transport": f"tcp-listen://127.0.0.1:{port}"}], feed=feed, extra_toml=sinks)
+                                    "transport": f"tcp-listen://127.0.0.1:{port}"}], feed=feed, extra_toml=sinks,
+                        **bridge)
 
 
 FILE_SINK = """
@@ -151,3 +152,34 @@ def test_outbox_command_mistakes_are_one_line(tmp_path):
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all, clearly" * 10)
     r = tillwire("outbox", "--outbox", str(tmp_path / "junk.sqlite"))
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_failing_sink_raises_sink_down_and_clears_it_when_it_delivers(tmp_path):
+    port = free_port()
+    blocker = tmp_path / "files"
+    blocker.write_text("a file where the sink wants its directory")
+    cfg = scanner_config(tmp_path, port, FILE_SINK + "backoff_cap_s = 0.2\n", sink_alert_s=0.5)
+    proc = start_bridge(cfg)
+    try:
+        wait_port(port, proc)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(LABEL * 3)
+
+            def alerts():
+                from bridge_helpers import rows
+                return [env["data"] for _, _, _, env in rows(tmp_path / "outbox.sqlite")
+                        if env["type"] == "bridge.alert" and env["data"]["kind"] == "sink_down"]
+
+            raised = wait_for(lambda: alerts(), what="a sink_down alert")[0]
+            assert raised["active"] is True and raised["sink"] == "archive" and raised["depth"] >= 3
+            assert "sink archive" in raised["message"] and "has not delivered" in raised["message"]
+            blocker.unlink()
+            wait_for(lambda: any(a["active"] is False for a in alerts()), what="the alert cleared")
+            wait_for(lambda: any(e["type"] == "bridge.alert" and e["data"]["data"]["active"] is False
+                                 for e in file_events(tmp_path / "files")), what="the cleared alert delivered")
+    finally:
+        rc, out, err = stop(proc)
+    assert rc == 0, err
+    assert "sink archive" in err  # the failure and the recovery are on stderr
+    scans = [e for e in file_events(tmp_path / "files") if e["type"] == "scanner.data"]
+    assert len(scans) == 3

@@ -74,11 +74,13 @@ class SinkRunner:
         # statistics (read by stats() from other threads; plain ints/strs under the GIL, snapshotted under _lock)
         self._s = {
             "state": "starting", "connected": False, "delivered": 0, "duplicates": 0, "undecodable": 0, "parked": 0,
-            "redriven": 0, "retries": 0, "reconnects": 0, "failures_in_a_row": 0, "cursor": 0, "depth": 0,
+            "redriven": 0, "retries": 0, "reconnects": 0, "failures_in_a_row": 0, "failing_since_ns": None, "cursor": 0, "depth": 0,
             "oldest_age_s": 0.0, "dead_letters": 0, "last_delivery_ns": None, "last_error": None,
             "last_error_ns": None, "next_attempt_in_s": None, "sends": 0, "send_seconds_sum": 0.0,
         }
         self._send_buckets = [0] * (len(SEND_BUCKETS) + 1)
+        # rows read per look: enough for a full batch after skipping some, not the whole backlog every turn
+        self._read_ahead = min(READ_AHEAD, max(64, 2 * settings.max_batch))
         self._next_attempt: float | None = None
         self._last_logged: dict[str, float] = {}
 
@@ -197,7 +199,7 @@ class SinkRunner:
                     continue
             if not current:
                 self._wake.clear()
-                rows = store.pending(cursor, READ_AHEAD)
+                rows = store.pending(cursor, self._read_ahead)
                 current, end_rowid, wait_s = self._select(rows, cursor)
                 if not current:
                     if end_rowid > cursor:  # only rows this sink does not take
@@ -222,7 +224,7 @@ class SinkRunner:
                 self._add(delivered=delivered, duplicates=outcome.duplicates, parked=len(parked),
                           dead_letters=len(parked))
                 self._set(cursor=cursor, depth=store.depth(cursor), last_delivery_ns=time.time_ns(),
-                          state="up", failures_in_a_row=0)
+                          state="up", failures_in_a_row=0, failing_since_ns=None)
                 for ev, p in parked:
                     self._fail_log("parked", f"sink {self.name}: {ev.key} ({ev.type}) parked as a dead letter: "
                                              f"{p.reason}", force=True)
@@ -273,7 +275,7 @@ class SinkRunner:
         age = self._age(oldest_batch)
         if len(wanted) >= min(settings.batch_max_events, settings.max_batch) or age >= settings.batch_max_age_s:
             return wanted, end, None
-        if len(rows) == READ_AHEAD:  # more rows than one look: the backlog is large, send
+        if len(rows) == self._read_ahead:  # more rows than one look: the backlog is large, send
             return wanted, end, None
         return [], cursor if not skipped else _last_skipped_before(rows, wanted[0].rowid, cursor), \
             max(0.0, settings.batch_max_age_s - age)
@@ -303,11 +305,16 @@ class SinkRunner:
         wait = retry.after_s if retry.after_s is not None else self._backoff.next()
         with self._lock:
             self._s["retries"] += 1
+            if not self._s["failures_in_a_row"]:
+                self._s["failing_since_ns"] = time.time_ns()
             self._s["failures_in_a_row"] += 1
             self._s.update(state="retrying", connected=self._s["connected"] and not retry.reconnect,
                            last_error=reason, last_error_ns=time.time_ns())
             if retry.reconnect:
                 self._s["reconnects"] += 1
+        if self._store is not None:
+            self._set(depth=self._store.depth(self._s["cursor"]),
+                      oldest_age_s=self._age(self._store.oldest_captured(self._s["cursor"])))
         self._fail_log(reason, f"sink {self.name}: {reason}; trying again in {wait:.1f} s")
         self._next_attempt = self._clock() + wait
         try:

@@ -2,8 +2,8 @@
 
 Each ``SinkRunner`` opens one ``SinkStore``: a second SQLite connection to the outbox file, used by that runner's
 thread only. The bridge's capture thread stays the only writer of events; a sink store writes only its own cursor
-and its own dead letters, each in a short committed transaction (``synchronous=FULL``, like the outbox). SQLite's
-WAL lets it read while capture writes; a write waits for capture's at most ``busy_timeout``.
+and its own dead letters, each in a short committed transaction (``synchronous=NORMAL``: see ``SinkStore``).
+SQLite's WAL lets it read while capture writes; a write waits for capture's at most ``busy_timeout``.
 
 ``tillwire outbox`` uses the module-level helpers (``summary``, ``dead_letters``, ``request_redrive``) on a
 connection of its own, from another process, while the bridge runs: they read, and ``request_redrive`` only flips
@@ -56,14 +56,14 @@ class DeadLetter:
 _DL_COLUMNS = "id, sink, src, seq, type, ts, envelope, parked, status, reason, response, attempts, redrive"
 
 
-def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to an existing outbox (never creates one) with the durability pragmas and a busy timeout."""
+def connect(path: str, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection to an existing outbox (never creates one) with a busy timeout."""
     uri = f"file:{path}?mode={'ro' if readonly else 'rw'}"
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not readonly:
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
         version = db.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise OutboxConfigError(f"outbox {path} cannot be opened ({exc}); is the path right and the bridge's "
@@ -78,7 +78,11 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
 class SinkStore:
     def __init__(self, path: str, sink: str):
         self.path, self.sink = path, sink
-        self._db = connect(path)
+        # NORMAL, not FULL: in WAL mode a commit then survives a process crash but not always a power cut. For a
+        # cursor that is the right trade — a cursor move lost to a power cut only sends those events again
+        # (at least once, consumers de-duplicate), and one fsync less per batch is most of the runner's cost.
+        # Events themselves are written by the capture thread's own FULL connection.
+        self._db = connect(path, synchronous="NORMAL")
         if self._db.execute("SELECT 1 FROM cursors WHERE sink = ?", (sink,)).fetchone() is None:
             self._db.close()
             raise OutboxConfigError(f"outbox {path} has no cursor for sink {sink!r}; the bridge adds it when the "
