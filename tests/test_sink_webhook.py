@@ -205,7 +205,8 @@ def test_no_signature_header_without_a_secret(rx, make_sink):
     (429, RETRY_LATER), (503, RETRY_LATER),
     (408, RETRY_BACKOFF), (409, RETRY_BACKOFF), (500, RETRY_BACKOFF), (502, RETRY_BACKOFF), (504, RETRY_BACKOFF),
     (301, RETRY_BACKOFF),
-    (400, REFUSED), (401, REFUSED), (403, REFUSED), (404, REFUSED), (413, REFUSED), (422, REFUSED),
+    (401, RETRY_BACKOFF), (403, RETRY_BACKOFF), (407, RETRY_BACKOFF),
+    (400, REFUSED), (404, REFUSED), (410, REFUSED), (413, REFUSED), (422, REFUSED),
 ])
 def test_status_table(status, action):
     assert status_action(status) == action
@@ -480,13 +481,14 @@ def test_no_secret_in_describe_reasons_parked_errors_or_repr(tmp_path, make_sink
     secrets = dict(bearer_token_file="token", secret_env="S", env={"S": HMAC_SECRET})
     texts = []
     with WebhookReceiver() as rx:
-        rx.script(Reply.refuse(401, b'{"error":"who are you"}'), Reply.ok(500), Reply.retry_after(429, 1),
+        rx.script(Reply.refuse(422, b'{"error":"who are you"}'), Reply.refuse(401, b'{"error":"who are you"}'),
+                  Reply.ok(500), Reply.retry_after(429, 1),
                   Reply.hang(5), Reply.dropped())
         sink = make_sink(rx.url, timeout_s=0.3, **secrets)
         batch_sink = make_sink(rx.url, mode="batch", **secrets)
         texts += [sink.describe(), batch_sink.describe(), repr(sink.settings), str(sink.settings),
                   repr(sink_settings(tmp_path, rx.url, secrets["env"], bearer_token_file="token", secret_env="S"))]
-        for _ in range(5):
+        for _ in range(6):
             outcome = sink.send(events(1))
             texts += [p.reason for p in outcome.parked] + [repr(outcome)]
             if outcome.retry is not None:
