@@ -163,7 +163,7 @@ def url_without_credentials(t: Table, key: str, schemes: tuple[str, ...]) -> str
     if parts.username is not None or parts.password is not None:
         t.fail("must not carry user:password@; give the credentials as *_file or *_env keys", key)
     if not parts.hostname:
-        t.fail(f"has no host: {url!r}", key)
+        t.fail(f"has no host: {_safe_url(url).split('?')[0]!r}", key)
     del port
     return url
 
