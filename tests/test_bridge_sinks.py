@@ -136,7 +136,7 @@ def test_dead_letters_listed_and_queued_for_redrive_by_the_cli(tmp_path):
     bad = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice")
     assert bad.returncode == 2 and "needs --all or one or more --id" in bad.stderr
     missing = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice", "--id", "9")
-    assert missing.returncode == 2 and "no dead letter #9" in missing.stderr
+    assert missing.returncode == 2 and "no dead letter #9" in missing.stderr and "nothing changed" in missing.stderr
     ok = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice", "--id", "1")
     assert ok.returncode == 0 and "1 dead letter(s) of sink backoffice queued" in ok.stdout
     assert "[redrive queued]" in tillwire("outbox", "--outbox", str(path), "dead-letters").stdout

@@ -151,3 +151,15 @@ def test_names_and_kinds_without_secrets_for_tillwire_outbox(tmp_path, monkeypat
     r = subprocess.run([sys.executable, "-m", "bridge.cli", "outbox", "--config", str(cfg(tmp_path, text))],
                        capture_output=True, text=True, timeout=60)
     assert "no outbox at" in r.stderr  # it got past the config without the password
+
+
+def test_a_secret_must_be_one_line(tmp_path):
+    from bridge.sinks.settings import read_secret
+
+    (tmp_path / "tok").write_text("part-one-secret\npart-two-secret\n")
+    with pytest.raises(ConfigError) as exc:
+        read_secret(_T({"token_file": "tok"}).t, "token", tmp_path, {})
+    assert "must be one line" in str(exc.value) and "part-" not in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        read_secret(_T({"token_env": "T"}).t, "token", tmp_path, {"T": "abc\x07def"})
+    assert "control character" in str(exc.value) and "abc" not in str(exc.value)
