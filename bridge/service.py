@@ -156,7 +156,7 @@ class Bridge:
         cfg = self.config
         for s in cfg.sinks:
             sink = sink_class(s.kind)(s.name, s.options, context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
-            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log)
+            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log, max_bytes=cfg.outbox_max_bytes)
             runner.start()
             self.sink_runners.append(runner)
 
@@ -256,8 +256,15 @@ class Bridge:
         drain = self.config.sink_drain_s
         for r in self.sink_runners:
             r.stop(drain)
+        # one deadline for all of them: N sinks stuck in a send cost drain + 5 s together, not N times that
+        deadline = time.monotonic() + drain
         for r in self.sink_runners:
-            if not r.join(drain + 5.0):
+            r.join(max(0.0, deadline - time.monotonic()))
+        for r in self.sink_runners:
+            r.halt()
+        deadline = time.monotonic() + 5.0
+        for r in self.sink_runners:
+            if not r.join(max(0.0, deadline - time.monotonic())):
                 self.log(f"sink {r.name}: did not stop; its pending events stay in the outbox for the next start")
 
     # ---------------------------------------------------------------- the capture thread
@@ -373,11 +380,11 @@ class Bridge:
             self._slice = min(APPEND_SLICE, self._slice * 2)
             self.totals.stored += len(batch)
             self.totals.commits += 1
+            for runner in self.sink_runners:  # each committed slice, also when a later one does not fit
+                runner.wake()
             if self.on_stored is not None:
                 self.on_stored(batch, keys)
         self._pending_bytes = 0
-        for runner in self.sink_runners:
-            runner.wake()
         if self.feed_server is not None:
             self.feed_server.notify()
         self._recovered(time.time_ns())
@@ -437,21 +444,38 @@ class Bridge:
         if bodies:
             self._store(bodies, time.monotonic())
 
-    def _raise(self, kind: str, message: str, now: int) -> list[Body]:
-        """Start (or keep) an alert; returns the bridge.alert body when it is new."""
-        if kind in self.alerts:
-            self.alerts[kind].message = message
+    def _raise(self, kind: str, message: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        """Start (or keep) an alert; returns the bridge.alert body when it is new. ``key`` tells apart alerts of
+        one kind about different things (a sink each)."""
+        key = key or kind
+        if key in self.alerts:
+            self.alerts[key].message = message
             return []
-        self.alerts[kind] = Alert(kind, message, now)
+        self.alerts[key] = Alert(kind, message, now)
         self.log(message)
-        return [self._alert_body(kind, message, now, now, active=True)]
+        return [self._alert_body(kind, message, now, now, active=True, **extra)]
 
-    def _clear(self, kind: str, now: int) -> list[Body]:
-        alert = self.alerts.pop(kind, None)
+    def _clear(self, kind: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        alert = self.alerts.pop(key or kind, None)
         if alert is None:
             return []
         self.log(f"cleared: {alert.message}")
-        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False)]
+        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False, **extra)]
+
+    def _sink_alerts(self, now: int) -> list[Body]:
+        """``sink_down``: a sink has failed for ``sink_alert_s`` without delivering; cleared when it delivers."""
+        out: list[Body] = []
+        for runner in self.sink_runners:
+            st = runner.stats()
+            since = st["failing_since_ns"]
+            key = f"sink_down:{runner.name}"
+            if since is not None and now - since >= self.config.sink_alert_s * 1e9:
+                out += self._raise("sink_down", f"sink {runner.name} ({st['target']}) has not delivered for "
+                                   f"{_ago(since, now)}: {st['last_error']}; {st['depth']} events wait in the "
+                                   f"outbox", now, key=key, sink=runner.name, depth=st["depth"])
+            elif since is None:
+                out += self._clear("sink_down", now, key=key, sink=runner.name, depth=st["depth"])
+        return out
 
     def _alert_body(self, kind: str, message: str, since_ns: int, ts: int, *, active: bool, **extra) -> Body:
         data = {"kind": kind, "message": message, "since_ns": since_ns, "active": active}
@@ -502,6 +526,7 @@ class Bridge:
                                    f"shrinking", now)
             elif percent < cfg.alert_percent - 5:
                 out += self._clear("outbox_nearly_full", now)
+        out += self._sink_alerts(now)
         return out
 
     def _prune(self) -> None:
