@@ -153,9 +153,15 @@ class Bridge:
         from bridge.sinks.runner import SinkRunner
         from bridge.sinks.settings import context_for
 
+        from bridge.sinks.base import SinkConfigError
+
         cfg = self.config
         for s in cfg.sinks:
-            sink = sink_class(s.kind)(s.name, s.options, context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
+            try:
+                sink = sink_class(s.kind)(s.name, s.options,
+                                          context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
+            except SinkConfigError as exc:  # e.g. a site or till name that cannot be part of a NATS subject
+                raise StartError(f"{cfg.path}: sinks: {s.name}: {exc}") from None
             runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log, max_bytes=cfg.outbox_max_bytes)
             runner.start()
             self.sink_runners.append(runner)
