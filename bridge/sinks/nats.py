@@ -1,9 +1,16 @@
 """The NATS JetStream sink (``kind = "nats"``, docs/bridge/sinks-nats.md).
 
 Each event is published to ``<subject_prefix>.<site>.<till>.<type>`` with ``Nats-Msg-Id: <src>:<seq>``, the
-CloudEvents binary-mode headers and the stored msgpack envelope as the body. Publishes are pipelined (up to
-``max_inflight`` awaiting their PubAck) and every PubAck is checked: it must come from our stream with a stream
-sequence, and ``duplicate: true`` is counted. ``done`` is the in-order prefix of acknowledged events.
+CloudEvents binary-mode headers and the stored msgpack envelope as the body. Two ways to publish (``publish``):
+
+- ``"pipelined"`` (default): up to ``max_inflight`` publishes await their PubAck and every PubAck is checked: it
+  must come from our stream with a stream sequence, and ``duplicate: true`` is counted. ``done`` is the in-order
+  prefix of acknowledged events. Under the server's ``sync_interval: always`` each message costs one fsync.
+- ``"atomic"``: JetStream atomic batch publish (ADR-50, nats-server 2.12+; the stream needs ``allow_atomic``):
+  up to 1,000 events go as one batch (``Nats-Batch-Id``/``-Sequence``/``-Commit``), one PubAck for the commit
+  says the whole batch is stored (one fsync per batch), or nothing of it is. A batch the stream refuses (above
+  all: it holds one of the batch's ``Nats-Msg-Id`` already, after a lost PubAck — nats-server refuses the whole
+  batch, it does not drop the duplicates) is sent again pipelined, where each message gets its own verdict.
 
 The client never reconnects by itself (``allow_reconnect=False``): a lost connection or any failed publish ends
 the batch with the acknowledged prefix and ``Retry(reconnect=True)``; the runner reconnects and sends the rest
@@ -24,6 +31,7 @@ import os
 import re
 import ssl
 import threading
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +47,9 @@ TOKEN = re.compile(r"^[^\s.*>]+$")              # one subject token: no whitespa
 PATTERN_TOKEN = re.compile(r"^(?:[^\s.*>]+|\*|>)$")
 HEADROOM = 4096                                  # headers are far smaller: only near max_payload are they counted
 LOOP_GUARD_S = 5.0                               # slack on top of the sink's own timeouts for a loop round trip
+PUBLISH_MODES = ("pipelined", "atomic")
+ATOMIC_BATCH_LIMIT = 1000                        # messages per atomic batch: nats-server's limit (error 10199)
+ATOMIC_HEADERS_SIZE = 120                        # Nats-Batch-Id (32 hex), -Sequence (≤ 4 digits), -Commit: 1
 
 
 class StreamMismatch(SinkUnavailable):
@@ -58,6 +69,7 @@ class NatsOptions:
     domain: str | None = None                  # JetStream domain for the stream API (leaf/hub setups)
     ack_timeout_s: float = 5.0
     max_inflight: int = 256
+    publish: str = "pipelined"                 # or "atomic" (PUBLISH_MODES)
     creds_file: Path | None = None
     nkey_file: Path | None = None
     user: str | None = None
@@ -155,6 +167,9 @@ def parse_options(t, base: Path, env) -> NatsOptions:
         t.fail(f"must be letters, digits, '_' or '-' (a JetStream domain), not {domain!r}", "domain")
     ack_timeout = float(t.number("ack_timeout_s", 5, 0.05, 600))
     inflight = int(t.number("max_inflight", 256, 1, 65_536))
+    publish = t.get("publish", str, "pipelined")
+    if publish not in PUBLISH_MODES:
+        t.fail(f'must be "pipelined" or "atomic" (atomic batches need nats-server 2.12+), not {publish!r}', "publish")
 
     creds = readable_file(t, "creds_file", base)
     nkey = readable_file(t, "nkey_file", base)
@@ -188,7 +203,7 @@ def parse_options(t, base: Path, env) -> NatsOptions:
         servers=servers, stream=stream, subject_prefix=prefix, subjects=subjects, create_stream=create,
         duplicate_window_s=window, max_bytes=int(max_bytes) if max_bytes is not None else None,
         max_age_s=float(max_age) if max_age is not None else None, domain=domain, ack_timeout_s=ack_timeout,
-        max_inflight=inflight, creds_file=creds, nkey_file=nkey, user=user, password=password, token=token,
+        max_inflight=inflight, publish=publish, creds_file=creds, nkey_file=nkey, user=user, password=password, token=token,
         tls=tls)
 
 
@@ -244,11 +259,13 @@ class NatsSink(Sink):
         self._last_error: str | None = None
         self._running: concurrent.futures.Future | None = None
         self._progress = _Progress()
+        self.atomic_fallbacks = 0      # atomic batches the stream refused and that were sent again pipelined
 
     # -- what we say about ourselves
 
     def describe(self) -> str:
-        return f"{','.join(self.options.servers)} stream {self.options.stream} subjects {self.subject_base}.<type>"
+        how = ", atomic batches" if self.options.publish == "atomic" else ""
+        return f"{','.join(self.options.servers)} stream {self.options.stream} subjects {self.subject_base}.<type>{how}"
 
     def _mask(self, text: str) -> str:
         for secret in self.context.secrets:
@@ -373,12 +390,16 @@ class NatsSink(Sink):
                                      f"storage, subjects {self.our_subjects}) or set create_stream = true") from None
             config = StreamConfig(name=o.stream, subjects=self.stream_subjects, storage=StorageType.FILE,
                                   duplicate_window=o.duplicate_window_s, max_bytes=o.max_bytes,
-                                  max_age=o.max_age_s)
+                                  max_age=o.max_age_s, allow_atomic=True if o.publish == "atomic" else None)
             try:
-                await jsm.add_stream(config)
+                created = await jsm.add_stream(config)
             except nats.js.errors.APIError as exc:
                 raise StreamMismatch(f"cannot create stream {o.stream}: {exc.description or exc.code}"
                                      f"{_overlap_hint(exc)}") from None
+            if o.publish == "atomic" and not created.config.allow_atomic:
+                raise StreamMismatch(f"stream {o.stream} was created without allow_atomic: the server has no atomic "
+                                     f"batch publish (nats-server 2.12 or later); upgrade it or set publish = "
+                                     f'"pipelined"')
             return
         except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
             raise StreamMismatch(f"JetStream is not enabled on {self._where()}"
@@ -402,6 +423,9 @@ class NatsSink(Sink):
                                  f"duplicate_window_s = {o.duplicate_window_s:g}; raise the stream's "
                                  f"duplicate window (nats stream edit {o.stream} --dupe-window "
                                  f"{int(o.duplicate_window_s)}s) or lower duplicate_window_s")
+        if o.publish == "atomic" and not cfg.allow_atomic:
+            raise StreamMismatch(f"stream {o.stream} does not allow atomic batch publishes; set allow_atomic: true "
+                                 f"in its configuration (nats-server 2.12 or later) or set publish = \"pipelined\"")
 
     # -- callbacks (on the loop)
 
@@ -452,44 +476,146 @@ class NatsSink(Sink):
             self._subjects[type_] = subject
         return subject
 
+    def _route(self, ev: Outgoing, extra_headers: int = 0) -> tuple[str | None, str | None]:
+        """(subject, None) for an event the server can take; (None, why not) for one it never will."""
+        subject = self._subject(ev.type)
+        if subject is None:
+            return None, f"event type {ev.type!r} cannot be a NATS subject"
+        max_payload = self._nc.max_payload
+        size = len(ev.envelope)
+        if size > max_payload - HEADROOM:   # the server counts the headers too
+            size += _headers_size(cloudevents.headers(ev), ev.key, self.options.stream) + extra_headers
+        if size > max_payload:
+            return None, f"event of {size} bytes exceeds the server's max_payload of {max_payload}"
+        return subject, None
+
+    def _headers(self, ev: Outgoing) -> dict[str, str]:
+        headers = cloudevents.headers(ev)
+        headers["Nats-Msg-Id"] = ev.key
+        headers["Nats-Expected-Stream"] = self.options.stream
+        return headers
+
     async def _send(self, batch: list[Outgoing], progress: _Progress) -> str | None:
-        """Publish ``batch`` pipelined; settle PubAcks in order. Returns None or why the rest must be retried."""
+        """Publish ``batch`` in order; returns None or why the rest (after ``progress.done``) must be retried."""
+        try:
+            if self.options.publish == "atomic":
+                await self._send_atomic(batch, progress)
+            else:
+                await self._send_pipelined(batch, 0, len(batch), progress)
+        except _Failed as exc:
+            return str(exc)
+        return None
+
+    async def _send_pipelined(self, batch: list[Outgoing], lo: int, hi: int, progress: _Progress) -> None:
+        """Publish ``batch[lo:hi]`` pipelined; settle PubAcks in order (``progress.done`` up to ``hi``)."""
         nc, o = self._nc, self.options
-        max_payload = nc.max_payload
-        pending: deque[tuple[int, asyncio.Future]] = deque()
+        pending: deque[tuple[int, asyncio.Future | str]] = deque()
         loop = asyncio.get_running_loop()
         try:
-            for i, ev in enumerate(batch):
+            for i in range(lo, hi):
+                ev = batch[i]
                 while len(pending) >= o.max_inflight:
                     await self._settle(pending.popleft(), batch, progress)
                 if self._lost is not None:
                     raise _Failed(self._lost)
-                subject = self._subject(ev.type)
-                size = len(ev.envelope)
-                if size > max_payload - HEADROOM:   # the server counts the headers too
-                    size += _headers_size(cloudevents.headers(ev), ev.key, o.stream)
-                if subject is None or size > max_payload:
+                subject, refused = self._route(ev)
+                if subject is None:
                     # Refused for good, whatever we try: it is parked in its place in the order.
-                    pending.append((i, f"event type {ev.type!r} cannot be a NATS subject" if subject is None
-                                    else f"event of {size} bytes exceeds the server's max_payload of {max_payload}"))
+                    pending.append((i, refused))
                     continue
                 token = str(next(self._tokens))
                 fut = loop.create_future()
                 self._waiting[token] = fut
-                headers = cloudevents.headers(ev)
-                headers["Nats-Msg-Id"] = ev.key
-                headers["Nats-Expected-Stream"] = o.stream
-                await nc.publish(subject, ev.envelope, reply=self._inbox + token, headers=headers)
+                await nc.publish(subject, ev.envelope, reply=self._inbox + token, headers=self._headers(ev))
                 pending.append((i, fut))
             while pending:
                 await self._settle(pending.popleft(), batch, progress)
-        except _Failed as exc:
-            return str(exc)
         finally:
             pending = [(i, f) for i, f in pending if not isinstance(f, str)]
             for _, fut in pending:
                 fut.cancel()
             self._forget(pending)
+
+    async def _send_atomic(self, batch: list[Outgoing], progress: _Progress) -> None:
+        """Publish ``batch`` as atomic batches of up to ATOMIC_BATCH_LIMIT, one after the other, each committed
+        (its PubAck checked) before the next starts: what the stream holds of ours stays a prefix, in order."""
+        lo = 0
+        while lo < len(batch):
+            members: list[tuple[int, str]] = []
+            parked: list[Parked] = []
+            hi = lo
+            while hi < len(batch) and len(members) < ATOMIC_BATCH_LIMIT:
+                subject, refused = self._route(batch[hi], ATOMIC_HEADERS_SIZE)
+                if subject is None:
+                    parked.append(Parked(hi, None, refused))
+                else:
+                    members.append((hi, subject))
+                hi += 1
+            if members and await self._commit_atomic(batch, members) is not None:
+                # Refused as a whole (a Nats-Msg-Id it already has, a limit): each message gets its own verdict.
+                self.atomic_fallbacks += 1
+                await self._send_pipelined(batch, lo, hi, progress)
+            else:
+                progress.parked.extend(parked)
+                progress.done = hi
+            lo = hi
+
+    async def _commit_atomic(self, batch: list[Outgoing], members: list[tuple[int, str]]) -> str | None:
+        """One atomic batch: None when its commit PubAck says all of it is stored, else the stream's refusal.
+        Raises ``_Failed`` when the outcome is unknown (connection lost, no PubAck in time, a PubAck that does
+        not fit): the runner reconnects and sends it again."""
+        nc, o = self._nc, self.options
+        batch_id = uuid.uuid4().hex
+        token = str(next(self._tokens))
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[token] = fut
+        first, last = batch[members[0][0]], batch[members[-1][0]]
+        what = f"the atomic batch {first.key} … {last.key}" if len(members) > 1 else f"the atomic batch {first.key}"
+        try:
+            for n, (i, subject) in enumerate(members, 1):
+                if self._lost is not None:
+                    raise _Failed(self._lost)
+                headers = self._headers(batch[i])
+                headers["Nats-Batch-Id"] = batch_id
+                headers["Nats-Batch-Sequence"] = str(n)
+                reply = ""
+                if n == len(members):
+                    headers["Nats-Batch-Commit"] = "1"
+                    reply = self._inbox + token
+                await nc.publish(subject, batch[i].envelope, reply=reply, headers=headers)
+            try:
+                msg = await asyncio.wait_for(fut, o.ack_timeout_s)
+            except asyncio.TimeoutError:
+                raise _Failed(f"no PubAck for {what} within {o.ack_timeout_s:g} s") from None
+        finally:
+            if not fut.done():
+                fut.cancel()
+            self._waiting.pop(token, None)
+        return self._check_commit(msg, what, batch_id, len(members), last)
+
+    def _check_commit(self, msg, what: str, batch_id: str, count: int, last: Outgoing) -> str | None:
+        """The commit PubAck's verdict: None when it proves all ``count`` messages stored; the stream's error
+        description when it refused the batch (nothing of it stored); ``_Failed`` when it proves neither."""
+        status = (msg.headers or {}).get("Status")
+        if status == "503":
+            raise _Failed(f"no stream takes subject {self._subject(last.type)} (no responders)")
+        try:
+            ack = json.loads(msg.data)
+        except ValueError:
+            raise _Failed(f"a PubAck for {what} that is not JSON") from None
+        if not isinstance(ack, dict):
+            raise _Failed(f"a PubAck for {what} that is not an object")
+        error = ack.get("error")
+        if error:
+            return str(error.get("description") if isinstance(error, dict) else error)
+        if ack.get("stream") != self.options.stream:
+            raise _Failed(f"the PubAck for {what} names stream {ack.get('stream')!r}, not {self.options.stream}")
+        seq = ack.get("seq")
+        if not isinstance(seq, int) or seq < count:
+            raise _Failed(f"the PubAck for {what} has no stream sequence")
+        if ack.get("batch") != batch_id or ack.get("count") != count:
+            raise _Failed(f"the PubAck for {what} is for batch {ack.get('batch')!r} of {ack.get('count')!r} "
+                          f"messages, not ours of {count}")
         return None
 
     def _forget(self, pending) -> None:
