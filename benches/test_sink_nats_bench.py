@@ -2,7 +2,8 @@
 
 - sustained delivery outbox → JetStream with every PubAck checked, through the real ``SinkRunner``: events/s,
   median (target >= 20,000), with the server at ``sync_interval: always`` (fsync before every PubAck) and at its
-  default (fsync every 2 minutes);
+  default (fsync every 2 minutes), for both ``publish`` modes (``pipelined``: a PubAck per event; ``atomic``:
+  atomic batches of up to 1,000 with one PubAck per batch);
 - drain of a backlog (1,000,000 events; with ``--quick`` 50,000, or 10,000 at ``sync_interval: always``) as after
   an outage: seconds from the runner's start until the last event is acknowledged (``TILLWIRE_NATS_BACKLOG``
   overrides the full size);
@@ -37,7 +38,8 @@ from protocols.events import envelope, pack  # noqa: E402
 
 SUSTAINED_FULL, SUSTAINED_QUICK = 20_000, 5_000
 BACKLOG_FULL = 1_000_000
-BACKLOG_QUICK = {"sync_default": 50_000, "sync_always": 10_000}   # fsync per message: ~5,000/s here
+BACKLOG_QUICK = {("sync_default", "pipelined"): 50_000, ("sync_always", "pipelined"): 10_000,  # fsync per message
+                 ("sync_default", "atomic"): 50_000, ("sync_always", "atomic"): 50_000}
 LATENCY_EVENTS_FULL, LATENCY_EVENTS_QUICK = 400, 60
 TILL_INTERVAL_S = 0.05   # 20 events/s
 APPEND_BATCH = 5_000
@@ -69,7 +71,7 @@ def fill_outbox(path: Path, n: int, sinks: tuple[str, ...]) -> int:
     return nbytes
 
 
-def runner_for(tmp_path: Path, outbox: Path, name: str, url: str, stream: str) -> SinkRunner:
+def runner_for(tmp_path: Path, outbox: Path, name: str, url: str, stream: str, publish: str) -> SinkRunner:
     """A runner built the way the bridge builds it, from a [[sinks]] table."""
     cfg_path = tmp_path / f"{name}.toml"
     cfg_path.write_text(f"""
@@ -87,6 +89,7 @@ name = "{name}"
 kind = "nats"
 url = "{url}"
 stream = "{stream}"
+publish = "{publish}"
 subject_prefix = "{name}"
 max_batch = 2000
 batch_max_age_s = 0
@@ -123,7 +126,11 @@ def server(request):
         yield srv
 
 
-def test_sustained_delivery_outbox_to_jetstream(measure, results, server, tmp_path):
+PUBLISH = pytest.mark.parametrize("publish", ["pipelined", "atomic"])
+
+
+@PUBLISH
+def test_sustained_delivery_outbox_to_jetstream(measure, results, server, publish, tmp_path):
     rounds = 1 if results.quick else 7
     n = SUSTAINED_QUICK if results.quick else SUSTAINED_FULL
     names = tuple(f"r{i}" for i in range(rounds + 1))    # a fresh cursor, stream and subjects per round (+1 warm-up)
@@ -133,27 +140,30 @@ def test_sustained_delivery_outbox_to_jetstream(measure, results, server, tmp_pa
 
     def one_round():
         name = todo.pop(0)
-        runner = runner_for(tmp_path, outbox, name, server.url, f"TW_{name}")
+        runner = runner_for(tmp_path, outbox, name, server.url, f"TW_{name}", publish)
         deliver_all(runner, n, 120)
         stats = runner.stats()
         assert (stats["delivered"], stats["duplicates"], stats["parked"]) == (n, 0, 0)
 
-    fig = measure(f"nats sink outbox → JetStream ({server.mode})", one_round, nbytes, n, rounds=rounds)
-    results.notes.append(f"nats sink outbox → JetStream, acks checked, {server.mode}: {fig.events_s:,.0f} events/s "
+    fig = measure(f"nats sink outbox → JetStream ({server.mode}, {publish})", one_round, nbytes, n, rounds=rounds)
+    results.notes.append(f"nats sink outbox → JetStream, acks checked, {server.mode}, publish {publish}: "
+                         f"{fig.events_s:,.0f} events/s "
                          f"median over {fig.rounds} round(s) of {n:,} (target >= 20,000)")
 
 
-def test_drain_of_a_backlog_after_an_outage(results, server, tmp_path):
-    n = BACKLOG_QUICK[server.mode] if results.quick else int(os.environ.get("TILLWIRE_NATS_BACKLOG", BACKLOG_FULL))
+@PUBLISH
+def test_drain_of_a_backlog_after_an_outage(results, server, publish, tmp_path):
+    n = BACKLOG_QUICK[server.mode, publish] if results.quick else int(os.environ.get("TILLWIRE_NATS_BACKLOG", BACKLOG_FULL))
     outbox = tmp_path / "outbox.sqlite"
     fill_outbox(outbox, n, ("drain",))
-    runner = runner_for(tmp_path, outbox, "drain", server.url, "TILLWIRE")
+    runner = runner_for(tmp_path, outbox, "drain", server.url, "TILLWIRE", publish)
     seconds = deliver_all(runner, n, 3600)
-    results.notes.append(f"nats sink drain of a {n:,}-event backlog ({server.mode}): {seconds:.1f} s "
+    results.notes.append(f"nats sink drain of a {n:,}-event backlog ({server.mode}, publish {publish}): {seconds:.1f} s "
                          f"({n / seconds:,.0f} events/s)")
 
 
-def test_latency_device_byte_to_jetstream(results, tmp_path):
+@PUBLISH
+def test_latency_device_byte_to_jetstream(results, publish, tmp_path):
     """A till writes a scanner line every 50 ms; a JetStream consumer notes when each stored event arrives."""
     import nats
 
@@ -163,7 +173,8 @@ def test_latency_device_byte_to_jetstream(results, tmp_path):
         cfg = write_config(tmp_path, [{"name": "scanner", "protocol": "scanner",
                                        "transport": f"tcp-listen://127.0.0.1:{port}",
                                        "options": {"suffix": "crlf"}}],
-                           extra_toml=f'[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "{server.url}"\n')
+                           extra_toml=f'[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "{server.url}"\n'
+                                      f'publish = "{publish}"\n')
         proc = start_bridge(cfg, "--quiet")
         received: list[float] = []
         ready, done = threading.Event(), threading.Event()
@@ -222,6 +233,7 @@ def test_latency_device_byte_to_jetstream(results, tmp_path):
             loop.close()
     latencies = [(r - s) * 1000 for s, r in zip(sent, received)]
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    results.notes.append(f"nats sink device byte → JetStream consumer (sync_interval always) at 20 events/s: "
+    results.notes.append(f"nats sink device byte → JetStream consumer (sync_interval always, publish {publish}) "
+                         f"at 20 events/s: "
                          f"p50 {statistics.median(latencies):.2f} ms, p99 {q[98]:.2f} ms, max {max(latencies):.2f} ms "
                          f"over {n} events (target p99 <= 50 ms)")

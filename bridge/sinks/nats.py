@@ -8,7 +8,7 @@ CloudEvents binary-mode headers and the stored msgpack envelope as the body. Two
   prefix of acknowledged events. Under the server's ``sync_interval: always`` each message costs one fsync.
 - ``"atomic"``: JetStream atomic batch publish (ADR-50, nats-server 2.12+; the stream needs ``allow_atomic``):
   up to 1,000 events go as one batch (``Nats-Batch-Id``/``-Sequence``/``-Commit``), one PubAck for the commit
-  says the whole batch is stored (one fsync per batch), or nothing of it is. A batch the stream refuses (above
+  says the whole batch is stored (two fsyncs per batch), or nothing of it is; a single event is a plain publish. A batch the stream refuses (above
   all: it holds one of the batch's ``Nats-Msg-Id`` already, after a lost PubAck — nats-server refuses the whole
   batch, it does not drop the duplicates) is sent again pipelined, where each message gets its own verdict.
 
@@ -551,7 +551,10 @@ class NatsSink(Sink):
                 else:
                     members.append((hi, subject))
                 hi += 1
-            if members and await self._commit_atomic(batch, members) is not None:
+            if len(members) == 1:
+                # One event alone is a plain publish: as atomic, and one fsync instead of the batch's two.
+                await self._send_pipelined(batch, lo, hi, progress)
+            elif members and await self._commit_atomic(batch, members) is not None:
                 # Refused as a whole (a Nats-Msg-Id it already has, a limit): each message gets its own verdict.
                 self.atomic_fallbacks += 1
                 await self._send_pipelined(batch, lo, hi, progress)
