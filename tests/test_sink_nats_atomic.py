@@ -1,9 +1,9 @@
 """The NATS sink's ``publish = "atomic"`` (JetStream atomic batch publish, ADR-50) against a real nats-server 2.15.1
 with ``sync_interval: always`` (docs/bridge/sinks-nats.md §7).
 
-What it promises: events go in atomic batches of up to 1,000, one after the other; a batch's commit PubAck
-(``stream``, ``seq``, ``batch``, ``count``) is checked and means every message of the batch is stored, in order,
-or none is; a batch the stream refuses because it already holds some of its ``Nats-Msg-Id`` (sent again after
+What it promises: events go in atomic batches of 32 to 1,000 (fewer go pipelined), one after the other; a
+batch's commit PubAck (``stream``, ``seq``, ``batch``, ``count``) is checked and means every message of the
+batch is stored, in order, or none is; a batch the stream refuses because it already holds some of its ``Nats-Msg-Id`` (sent again after
 a lost PubAck) is sent again pipelined, so the duplicates are counted and not stored; the stream is created
 with ``allow_atomic`` or validated for it.
 """
@@ -16,7 +16,7 @@ import time
 import pytest
 
 from bridge.sinks.base import Outgoing
-from bridge.sinks.nats import ATOMIC_BATCH_LIMIT, StreamMismatch
+from bridge.sinks.nats import ATOMIC_BATCH_LIMIT, ATOMIC_MIN_EVENTS, StreamMismatch
 from nats_fixture import nats_server, read_stream, stream_config  # noqa: F401
 from test_sink_nats import PREFIX, config_error, events, keys_of, load_sink, make_stream
 
@@ -90,7 +90,9 @@ def test_an_existing_stream_without_allow_atomic_is_a_one_line_error_saying_what
 def test_an_existing_stream_with_allow_atomic_is_used_as_it_is(nats_server, atomic_sink):
     make_stream(nats_server.url, name="TILLWIRE", subjects=["tillwire.>"], storage="file", duplicate_window=600,
                 allow_atomic=True)
-    assert atomic_sink().send(events(3)).done == 3
+    sink = atomic_sink()
+    assert sink.send(events(40)).done == 40
+    assert read_stream(nats_server.url, "TILLWIRE")[-1].headers["Nats-Batch-Commit"] == "1"
     assert stream_config(nats_server.url, "TILLWIRE").config.subjects == ["tillwire.>"]
 
 
@@ -116,25 +118,28 @@ def test_a_large_batch_goes_as_atomic_batches_of_at_most_1000_and_stays_in_order
     assert sink.atomic_fallbacks == 0
 
 
-def test_a_single_event_is_a_plain_publish_for_the_latency_of_one_fsync(nats_server, atomic_sink):
+def test_fewer_than_32_events_go_pipelined_because_that_is_quicker(nats_server, atomic_sink):
     sink = atomic_sink()
-    assert sink.send(events(1)).done == 1
-    assert sink.send(events(2, start=2)).done == 2
+    assert ATOMIC_MIN_EVENTS == 32
+    assert sink.send(events(31)).done == 31
+    assert sink.send(events(32, start=32)).done == 32
     msgs = read_stream(nats_server.url, "TILLWIRE")
-    assert [("Nats-Batch-Id" in m.headers, m.headers.get("Nats-Batch-Sequence")) for m in msgs] == [
-        (False, None), (True, "1"), (True, "2")]
+    assert ["Nats-Batch-Id" in m.headers for m in msgs] == [False] * 31 + [True] * 32
+    assert msgs[-1].headers["Nats-Batch-Sequence"] == "32" and msgs[-1].headers["Nats-Batch-Commit"] == "1"
 
 
 def test_an_event_over_max_payload_is_parked_in_its_place_and_the_batch_goes_on(nats_server, atomic_sink):
     sink = atomic_sink()
-    big = events(1, start=4)[0]
+    big = events(1, start=41)[0]
     huge = Outgoing(big.rowid, big.src, big.seq, big.type, big.ts, big.envelope.ljust(2 * 1024 * 1024, b"\0"),
                     big.cls)
-    outcome = sink.send(events(3) + [huge] + events(2, start=5))
-    assert outcome.done == 6 and outcome.retry is None
+    outcome = sink.send(events(40) + [huge] + events(40, start=42))
+    assert outcome.done == 81 and outcome.retry is None
     (parked,) = outcome.parked
-    assert parked.index == 3 and "exceeds the server's max_payload" in parked.reason
-    assert keys_of(read_stream(nats_server.url, "TILLWIRE")) == [f"{PREFIX}scanner:{s}" for s in (1, 2, 3, 5, 6)]
+    assert parked.index == 40 and "exceeds the server's max_payload" in parked.reason
+    msgs = read_stream(nats_server.url, "TILLWIRE")
+    assert keys_of(msgs) == [f"{PREFIX}scanner:{s}" for s in range(1, 82) if s != 41]
+    assert len({m.headers["Nats-Batch-Id"] for m in msgs}) == 1, "the parked event is left out of the one batch"
 
 
 def test_a_batch_sent_again_is_refused_whole_by_the_server_and_each_event_comes_back_a_duplicate(
@@ -223,22 +228,22 @@ def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, atomic
     nats_server.pause()
     try:
         started = time.monotonic()
-        outcome = sink.send(events(5))
+        outcome = sink.send(events(40))
         elapsed = time.monotonic() - started
     finally:
         nats_server.resume()
     assert elapsed < 3
     assert outcome.done == 0 and outcome.retry.reconnect
-    assert outcome.retry.reason == f"no PubAck for the atomic batch {PREFIX}scanner:1 … {PREFIX}scanner:5 within 0.3 s"
+    assert outcome.retry.reason == f"no PubAck for the atomic batch {PREFIX}scanner:1 … {PREFIX}scanner:40 within 0.3 s"
 
 
 def test_a_connection_lost_between_batches_asks_for_a_reconnect(nats_server, atomic_sink):
     sink = atomic_sink()
-    assert sink.send(events(2)).done == 2
+    assert sink.send(events(40)).done == 40
     nats_server.stop()
     deadline = time.monotonic() + 10
     while True:
-        outcome = sink.send(events(1, start=3))
+        outcome = sink.send(events(40, start=41))
         if outcome.retry is not None or time.monotonic() > deadline:
             break
         time.sleep(0.01)
