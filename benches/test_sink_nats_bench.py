@@ -4,8 +4,8 @@
   median (target >= 20,000), with the server at ``sync_interval: always`` (fsync before every PubAck) and at its
   default (fsync every 2 minutes), for both ``publish`` modes (``pipelined``: a PubAck per event; ``atomic``:
   atomic batches of up to 1,000 with one PubAck per batch);
-- drain of a backlog (1,000,000 events; with ``--quick`` 50,000, or 10,000 at ``sync_interval: always``) as after
-  an outage: seconds from the runner's start until the last event is acknowledged (``TILLWIRE_NATS_BACKLOG``
+- drain of a backlog (1,000,000 events; with ``--quick`` 20,000, or 5,000 pipelined at ``sync_interval:
+  always``) as after an outage: seconds from the runner's start until the last event is acknowledged (``TILLWIRE_NATS_BACKLOG``
   overrides the full size);
 - latency from device byte to JetStream: a till writes one scanner line every 50 ms (20 events/s) to a
   ``tcp-listen://`` device of a ``tillwire run`` child; latency = the time a JetStream consumer received the
@@ -38,8 +38,8 @@ from protocols.events import envelope, pack  # noqa: E402
 
 SUSTAINED_FULL, SUSTAINED_QUICK = 20_000, 5_000
 BACKLOG_FULL = 1_000_000
-BACKLOG_QUICK = {("sync_default", "pipelined"): 50_000, ("sync_always", "pipelined"): 10_000,  # fsync per message
-                 ("sync_default", "atomic"): 50_000, ("sync_always", "atomic"): 50_000}
+BACKLOG_QUICK = {("sync_default", "pipelined"): 20_000, ("sync_always", "pipelined"): 5_000,  # fsync per message
+                 ("sync_default", "atomic"): 20_000, ("sync_always", "atomic"): 20_000}
 LATENCY_EVENTS_FULL, LATENCY_EVENTS_QUICK = 400, 60
 TILL_INTERVAL_S = 0.05   # 20 events/s
 APPEND_BATCH = 5_000

@@ -13,7 +13,7 @@ from nats_fixture import NatsServer, nats_server, read_stream  # noqa: F401
 import nats_fixture
 
 
-def nats_config(tmp_path, port: int, url: str):
+def nats_config(tmp_path, port: int, url: str, extra: str = ""):
     sink = f"""
 [[sinks]]
 name = "bus"
@@ -23,6 +23,7 @@ batch_max_age_s = 0
 connect_timeout_s = 1
 backoff_base_s = 0.05
 backoff_cap_s = 0.2
+{extra}
 """
     return write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
                                     "transport": f"tcp-listen://127.0.0.1:{port}"}], extra_toml=sink)
@@ -140,3 +141,31 @@ backoff_cap_s = 0.2
     assert "refused the credentials" in err
     for text in (error, out, err, outbox.stdout, outbox.stderr):
         assert "wr0ng-pw-123" not in text and "s3cret-pw-456" not in text
+
+
+def test_with_atomic_batches_a_backlog_reaches_the_stream_in_whole_batches_once_each_in_order(tmp_path):
+    """``publish = "atomic"``: what piled up while the broker was down goes as atomic batches."""
+    server = NatsServer()
+    port = free_port()
+    proc = start_bridge(nats_config(tmp_path, port, server.url, 'publish = "atomic"'), "--quiet")
+    try:
+        wait_port(port, proc)
+        print_lines(port, 300)
+        wait_for(lambda: sum(1 for r in rows(tmp_path / "outbox.sqlite") if r[3]["type"] == "printer.line") == 300,
+                 what="the lines captured while the broker is down")
+        server.start()
+        wait_for(lambda: stream_count(server.url) >= 301, timeout=20, what="the lines delivered after the broker came")
+        code, _, err = stop(proc, signal.SIGTERM)
+        assert code == 0 and "Traceback" not in err, err
+        assert stream_by_source(server.url) == outbox_by_source(tmp_path / "outbox.sqlite")
+        msgs = read_stream(server.url, "TILLWIRE")
+        assert nats_fixture.stream_config(server.url, "TILLWIRE").config.allow_atomic
+        assert sum(m.headers.get("Nats-Batch-Commit") == "1" for m in msgs) >= 1
+        backlog = [m for m in msgs if m.subject.endswith(".printer.line")]
+        assert len(backlog) == 300 and all("Nats-Batch-Id" in m.headers for m in backlog), \
+            "the backlog went in atomic batches (later events one by one, pipelined)"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        server.cleanup()
