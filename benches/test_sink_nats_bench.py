@@ -5,8 +5,8 @@
   default (fsync every 2 minutes), for both ``publish`` modes (``pipelined``: a PubAck per event; ``atomic``:
   atomic batches of up to 1,000 with one PubAck per batch);
 - drain of a backlog (1,000,000 events; with ``--quick`` 20,000, or 5,000 pipelined at ``sync_interval:
-  always``) as after an outage: seconds from the runner's start until the last event is acknowledged (``TILLWIRE_NATS_BACKLOG``
-  overrides the full size);
+  always``) as after an outage: seconds from the runner's start until the last event is acknowledged
+  (``TILLWIRE_NATS_BACKLOG`` overrides the full size);
 - latency from device byte to JetStream: a till writes one scanner line every 50 ms (20 events/s) to a
   ``tcp-listen://`` device of a ``tillwire run`` child; latency = the time a JetStream consumer received the
   stored event − the time the line was written; p50 and p99 (target p99 <= 50 ms).
@@ -153,12 +153,14 @@ def test_sustained_delivery_outbox_to_jetstream(measure, results, server, publis
 
 @PUBLISH
 def test_drain_of_a_backlog_after_an_outage(results, server, publish, tmp_path):
-    n = BACKLOG_QUICK[server.mode, publish] if results.quick else int(os.environ.get("TILLWIRE_NATS_BACKLOG", BACKLOG_FULL))
+    n = BACKLOG_QUICK[server.mode, publish] if results.quick \
+        else int(os.environ.get("TILLWIRE_NATS_BACKLOG", BACKLOG_FULL))
     outbox = tmp_path / "outbox.sqlite"
     fill_outbox(outbox, n, ("drain",))
     runner = runner_for(tmp_path, outbox, "drain", server.url, "TILLWIRE", publish)
     seconds = deliver_all(runner, n, 3600)
-    results.notes.append(f"nats sink drain of a {n:,}-event backlog ({server.mode}, publish {publish}): {seconds:.1f} s "
+    results.notes.append(f"nats sink drain of a {n:,}-event backlog ({server.mode}, publish {publish}): "
+                         f"{seconds:.1f} s "
                          f"({n / seconds:,.0f} events/s)")
 
 

@@ -3,9 +3,9 @@ with ``sync_interval: always`` (docs/bridge/sinks-nats.md §7).
 
 What it promises: events go in atomic batches of 32 to 1,000 (fewer go pipelined), one after the other; a
 batch's commit PubAck (``stream``, ``seq``, ``batch``, ``count``) is checked and means every message of the
-batch is stored, in order, or none is; a batch the stream refuses because it already holds some of its ``Nats-Msg-Id`` (sent again after
-a lost PubAck) is sent again pipelined, so the duplicates are counted and not stored; the stream is created
-with ``allow_atomic`` or validated for it.
+batch is stored, in order, or none is; a batch the stream refuses because it already holds some of its
+``Nats-Msg-Id`` (sent again after a lost PubAck) is sent again pipelined, so the duplicates are counted and not
+stored; the stream is created with ``allow_atomic`` or validated for it.
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, atomic
         nats_server.resume()
     assert elapsed < 3
     assert outcome.done == 0 and outcome.retry.reconnect
-    assert outcome.retry.reason == f"no PubAck for the atomic batch {PREFIX}scanner:1 … {PREFIX}scanner:40 within 0.3 s"
+    assert outcome.retry.reason == (f"no PubAck for the atomic batch {PREFIX}scanner:1 … {PREFIX}scanner:40 "
+                                    f"within 0.3 s")
 
 
 def test_a_connection_lost_between_batches_asks_for_a_reconnect(nats_server, atomic_sink):

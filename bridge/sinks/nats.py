@@ -205,7 +205,8 @@ def parse_options(t, base: Path, env) -> NatsOptions:
         servers=servers, stream=stream, subject_prefix=prefix, subjects=subjects, create_stream=create,
         duplicate_window_s=window, max_bytes=int(max_bytes) if max_bytes is not None else None,
         max_age_s=float(max_age) if max_age is not None else None, domain=domain, ack_timeout_s=ack_timeout,
-        max_inflight=inflight, publish=publish, creds_file=creds, nkey_file=nkey, user=user, password=password, token=token,
+        max_inflight=inflight, publish=publish, creds_file=creds, nkey_file=nkey, user=user, password=password,
+        token=token,
         tls=tls)
 
 
