@@ -9,9 +9,9 @@ CloudEvents binary-mode headers and the stored msgpack envelope as the body. Two
 - ``"atomic"``: JetStream atomic batch publish (ADR-50, nats-server 2.12+; the stream needs ``allow_atomic``):
   up to 1,000 events go as one batch (``Nats-Batch-Id``/``-Sequence``/``-Commit``), one PubAck for the commit
   says the whole batch is stored (two fsyncs per batch), or nothing of it is. Fewer than 32 events go pipelined
-  (quicker: a batch has a fixed cost of some 3 ms). A batch the stream refuses (above
-  all: it holds one of the batch's ``Nats-Msg-Id`` already, after a lost PubAck — nats-server refuses the whole
-  batch, it does not drop the duplicates) is sent again pipelined, where each message gets its own verdict.
+  (quicker: a batch has a fixed cost of some 3 ms). A batch the stream refuses (above all: it holds one of the
+  batch's ``Nats-Msg-Id`` already, after a lost PubAck — nats-server refuses the whole batch, it does not drop
+  the duplicates) is sent again pipelined, where each message gets its own verdict.
 
 The client never reconnects by itself (``allow_reconnect=False``): a lost connection or any failed publish ends
 the batch with the acknowledged prefix and ``Retry(reconnect=True)``; the runner reconnects and sends the rest
@@ -206,8 +206,7 @@ def parse_options(t, base: Path, env) -> NatsOptions:
         duplicate_window_s=window, max_bytes=int(max_bytes) if max_bytes is not None else None,
         max_age_s=float(max_age) if max_age is not None else None, domain=domain, ack_timeout_s=ack_timeout,
         max_inflight=inflight, publish=publish, creds_file=creds, nkey_file=nkey, user=user, password=password,
-        token=token,
-        tls=tls)
+        token=token, tls=tls)
 
 
 # ---------------------------------------------------------------- the sink
