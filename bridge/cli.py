@@ -164,11 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("files", nargs="+", metavar="FILE", help="captured bytes, or - for stdin")
     dec.set_defaults(func=cmd_decode)
 
-    from bridge import run_cmd, tail_cmd
+    from bridge import outbox_cmd, run_cmd, tail_cmd
     from bridge.replay_cmd import register as register_recording_commands
 
     run_cmd.add_parsers(sub, _fail)
     tail_cmd.add_parser(sub)
+    outbox_cmd.add_parser(sub, _fail)
     register_recording_commands(sub)
     return parser
 

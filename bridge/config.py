@@ -53,6 +53,7 @@ class BridgeConfig:
     sinks: tuple = ()            # bridge.sinks.settings.SinkSettings, in config order
     delivery: Any = None         # bridge.sinks.classes.DeliveryClasses ([delivery] over the defaults)
     sink_drain_s: float = 5.0    # at stop: how long sinks may go on delivering what is pending
+    sink_alert_s: float = 60.0   # a sink failing this long without delivering raises a sink_down alert
 
     def src(self, device: str) -> str:
         return self.source_prefix + device
@@ -164,6 +165,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     pending_mb = b.number("pending_max_mb", 32, 1, 64 * 1024)
     stop_after_replay = b.get("stop_after_replay", bool, False)
     sink_drain_s = b.number("sink_drain_s", 5, 0, 3600)
+    sink_alert_s = b.number("sink_alert_s", 60, 0, 86_400)
     b.done()
 
     top.read.add("feed")
@@ -225,6 +227,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
         stop_after_replay=stop_after_replay, devices=tuple(devices), feed=feed,
         record=Path(os.path.normpath(base / rec)) if rec else None,
         sinks=tuple(sinks), delivery=delivery, sink_drain_s=float(sink_drain_s),
+        sink_alert_s=float(sink_alert_s),
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from protocols.events import envelope, pack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE events (
@@ -43,7 +43,28 @@ CREATE TABLE sources (
 CREATE TABLE cursors (
     sink     TEXT    PRIMARY KEY,
     acked    INTEGER NOT NULL
-);
+)
+""" + ";"
+
+# version 2: events a sink's destination refused for good (a webhook's 4xx), kept with the response until an
+# operator re-drives them (`tillwire outbox redrive`) or they are deleted; docs/bridge/sinks.md §5
+_SCHEMA_V2 = """
+CREATE TABLE dead_letters (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink     TEXT    NOT NULL,
+    src      TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    type     TEXT    NOT NULL,
+    ts       INTEGER NOT NULL,
+    envelope BLOB    NOT NULL,
+    parked   INTEGER NOT NULL,
+    status   INTEGER,
+    reason   TEXT    NOT NULL,
+    response BLOB    NOT NULL,
+    attempts INTEGER NOT NULL,
+    redrive  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (sink, src, seq)
+)
 """
 
 
@@ -150,9 +171,12 @@ class Outbox:
                 if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise OutboxConfigError(f"{self.path} is an SQLite file but not a tillwire outbox; "
                                             f"point the outbox at another path")
-                for stmt in _SCHEMA.split(";"):
+                for stmt in (_SCHEMA + _SCHEMA_V2).split(";"):
                     if stmt.strip():
                         db.execute(stmt)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version == 1:  # an outbox from before dead letters: add the table, keep everything
+                db.execute(_SCHEMA_V2)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise OutboxConfigError(f"outbox {self.path} has schema version {version}; this tillwire knows "

@@ -84,6 +84,12 @@ def summary_lines(bridge) -> list[str]:
     if t.dropped_events or t.queue_dropped_bytes:
         lines.append(f"  LOST: {t.dropped_events} events could not be stored; {t.queue_dropped_bytes} bytes "
                      f"were not captured (queue full)")
+    for st in bridge.sink_stats():
+        line = (f"  sink {st['name']:<10} {st['delivered']} delivered ({st['duplicates']} duplicate acks), "
+                f"{st['depth']} pending, {st['parked']} parked, {st['retries']} retries → {st['target']}")
+        lines.append(line)
+        if st["depth"] and st["last_error"]:
+            lines.append(f"    last error: {st['last_error']}")
     for alert in bridge.alerts.values():
         lines.append(f"  ALERT {alert.kind}: {alert.message}")
     return lines
@@ -110,6 +116,8 @@ def cmd_run(args: argparse.Namespace, fail) -> int:
         out.write(bridge.feed_server.startup_message() + "\n")
     if bridge.recorder is not None:
         out.write(f"recording every device into {args.record or cfg.record}\n")
+    for runner in bridge.sink_runners:
+        out.write(f"sink {runner.name}: delivering to {runner.stats()['target']}\n")
     out.flush()
     bridge.wait()
     bridge.close()

@@ -87,6 +87,7 @@ class Bridge:
         self.outbox: Outbox | None = None
         self.feed_server = None
         self.recorder = None
+        self.sink_runners: list = []  # bridge.sinks.runner.SinkRunner, one per [[sinks]] entry
         self._want_feed = feed and config.feed.enabled and store
         self._store_events = store
         self._record_path = record if record is not None else (str(config.record) if config.record else None)
@@ -118,8 +119,8 @@ class Bridge:
             self._record_path = self._check_record_path(self._record_path)
         if self._store_events:
             cfg.outbox.parent.mkdir(parents=True, exist_ok=True)
-            self.outbox = Outbox.open(cfg.outbox, sinks=(), retention_s=cfg.retention_s,
-                                      max_bytes=cfg.outbox_max_bytes)
+            self.outbox = Outbox.open(cfg.outbox, sinks=tuple(s.name for s in cfg.sinks),
+                                      retention_s=cfg.retention_s, max_bytes=cfg.outbox_max_bytes)
         if self._record_path:
             from bridge.recording import tws
 
@@ -135,6 +136,9 @@ class Bridge:
                                 token_source=cfg.feed.token_source)
             server.start()  # FeedError (a port in use …): the CLI prints it; close() undoes the rest
             self.feed_server = server
+            server.add_route("/sinks", self._sinks_route)
+        if self._store_events and cfg.sinks:
+            self._start_sinks()
         self._capture_thread = threading.Thread(target=self._capture_main, name="tillwire-capture", daemon=True)
         self._capture_thread.start()
         for transport in self.transports:
@@ -142,6 +146,28 @@ class Bridge:
                                  daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _start_sinks(self) -> None:
+        """One runner thread per ``[[sinks]]`` entry; each reads the outbox after its own cursor."""
+        from bridge.sinks import sink_class
+        from bridge.sinks.runner import SinkRunner
+        from bridge.sinks.settings import context_for
+
+        cfg = self.config
+        for s in cfg.sinks:
+            sink = sink_class(s.kind)(s.name, s.options, context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
+            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log)
+            runner.start()
+            self.sink_runners.append(runner)
+
+    def sink_stats(self) -> list[dict]:
+        return [r.stats() for r in self.sink_runners]
+
+    def _sinks_route(self, request) -> None:
+        """``GET /sinks``: each sink's state, cursor, depth, counters and last error (JSON)."""
+        import json
+
+        request.respond(200, json.dumps({"sinks": self.sink_stats()}).encode() + b"\n", "application/json")
 
     def _check_record_path(self, path: str) -> str:
         """``{start}`` becomes the start time (UTC); an existing file is never overwritten (it may be the outbox, a
@@ -215,6 +241,7 @@ class Bridge:
                          f"(everything committed before is safe)")
                 self._stopped.set()
                 return
+        self._stop_sinks()
         if self.feed_server is not None:
             self.feed_server.stop()
         if self.recorder is not None:
@@ -222,6 +249,16 @@ class Bridge:
         if self.outbox is not None:
             self.outbox.close()
         self._stopped.set()
+
+    def _stop_sinks(self) -> None:
+        """Everything captured is committed: let the sinks deliver what is pending for ``sink_drain_s``, then stop.
+        What they could not deliver stays in the outbox for the next start."""
+        drain = self.config.sink_drain_s
+        for r in self.sink_runners:
+            r.stop(drain)
+        for r in self.sink_runners:
+            if not r.join(drain + 5.0):
+                self.log(f"sink {r.name}: did not stop; its pending events stay in the outbox for the next start")
 
     # ---------------------------------------------------------------- the capture thread
 
@@ -339,6 +376,8 @@ class Bridge:
             if self.on_stored is not None:
                 self.on_stored(batch, keys)
         self._pending_bytes = 0
+        for runner in self.sink_runners:
+            runner.wake()
         if self.feed_server is not None:
             self.feed_server.notify()
         self._recovered(time.time_ns())
@@ -398,21 +437,38 @@ class Bridge:
         if bodies:
             self._store(bodies, time.monotonic())
 
-    def _raise(self, kind: str, message: str, now: int) -> list[Body]:
-        """Start (or keep) an alert; returns the bridge.alert body when it is new."""
-        if kind in self.alerts:
-            self.alerts[kind].message = message
+    def _raise(self, kind: str, message: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        """Start (or keep) an alert; returns the bridge.alert body when it is new. ``key`` tells apart alerts of
+        one kind about different things (a sink each)."""
+        key = key or kind
+        if key in self.alerts:
+            self.alerts[key].message = message
             return []
-        self.alerts[kind] = Alert(kind, message, now)
+        self.alerts[key] = Alert(kind, message, now)
         self.log(message)
-        return [self._alert_body(kind, message, now, now, active=True)]
+        return [self._alert_body(kind, message, now, now, active=True, **extra)]
 
-    def _clear(self, kind: str, now: int) -> list[Body]:
-        alert = self.alerts.pop(kind, None)
+    def _clear(self, kind: str, now: int, key: str | None = None, **extra) -> list[Body]:
+        alert = self.alerts.pop(key or kind, None)
         if alert is None:
             return []
         self.log(f"cleared: {alert.message}")
-        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False)]
+        return [self._alert_body(kind, alert.message, alert.since_ns, now, active=False, **extra)]
+
+    def _sink_alerts(self, now: int) -> list[Body]:
+        """``sink_down``: a sink has failed for ``sink_alert_s`` without delivering; cleared when it delivers."""
+        out: list[Body] = []
+        for runner in self.sink_runners:
+            st = runner.stats()
+            since = st["failing_since_ns"]
+            key = f"sink_down:{runner.name}"
+            if since is not None and now - since >= self.config.sink_alert_s * 1e9:
+                out += self._raise("sink_down", f"sink {runner.name} ({st['target']}) has not delivered for "
+                                   f"{_ago(since, now)}: {st['last_error']}; {st['depth']} events wait in the "
+                                   f"outbox", now, key=key, sink=runner.name, depth=st["depth"])
+            elif since is None:
+                out += self._clear("sink_down", now, key=key, sink=runner.name, depth=st["depth"])
+        return out
 
     def _alert_body(self, kind: str, message: str, since_ns: int, ts: int, *, active: bool, **extra) -> Body:
         data = {"kind": kind, "message": message, "since_ns": since_ns, "active": active}
@@ -463,6 +519,7 @@ class Bridge:
                                    f"shrinking", now)
             elif percent < cfg.alert_percent - 5:
                 out += self._clear("outbox_nearly_full", now)
+        out += self._sink_alerts(now)
         return out
 
     def _prune(self) -> None:

@@ -23,8 +23,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp_path: Path, devices: list[dict], *, feed: bool = False, **bridge) -> Path:
-    """A config file; ``devices`` are dicts of name/protocol/transport[/options]."""
+def write_config(tmp_path: Path, devices: list[dict], *, feed: bool = False, extra_toml: str = "",
+                 **bridge) -> Path:
+    """A config file; ``devices`` are dicts of name/protocol/transport[/options]; ``extra_toml`` is appended as
+    it is (``[[sinks]]`` tables, ``[delivery]``)."""
     lines = ["[bridge]", f'source_prefix = "{PREFIX}"', 'outbox = "outbox.sqlite"']
     for key, value in bridge.items():
         lines.append(f"{key} = {value!r}" if not isinstance(value, bool) else f"{key} = {str(value).lower()}")
@@ -40,7 +42,7 @@ def write_config(tmp_path: Path, devices: list[dict], *, feed: bool = False, **b
                              for k, v in dev["options"].items())
             lines.append(f"options = {{ {opts} }}")
     path = tmp_path / "bridge.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + (("\n" + extra_toml.strip() + "\n") if extra_toml else ""))
     return path
 
 

@@ -126,7 +126,7 @@ def test_pragmas_asserted(tmp_path):
     with Outbox.open(tmp_path / "o.db") as box:
         assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2
-        assert box._db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert box._db.execute("PRAGMA user_version").fetchone()[0] == 2
     # a second connection sees WAL persisted in the file header
     con = sqlite3.connect(tmp_path / "o.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
