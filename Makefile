@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 
-.PHONY: all run test test-native test-reference bench soak sanitize fuzz fuzz-long samples native clean help clang-available
+.PHONY: all mosquitto run test test-native test-reference bench soak sanitize fuzz fuzz-long samples native clean help clang-available
 all: test
 
 help:
@@ -35,26 +35,31 @@ $(NATIVE): $(DEPS) $(C_SRC)
 
 native: $(NATIVE)
 
-run: $(NATIVE)
+# --- an MQTT broker for the tests and the demo: Debian's Mosquitto unpacked into .venv/opt (no root, no service);
+#     without apt the MQTT tests use the amqtt Python broker (3.1.1 only). Fast when already done.
+mosquitto: $(DEPS)
+	@tools/ensure-mosquitto $(VENV)
+
+run: $(NATIVE) mosquitto
 	$(VENV)/bin/tillwire run --config examples/demo.toml
 
-test: $(NATIVE)
+test: $(NATIVE) mosquitto
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q -p no:cacheprovider tests
 	TILLWIRE_BACKEND=reference $(PY) -m pytest -q -p no:cacheprovider tests
 	$(PY) -m pytest -q -p no:cacheprovider benches --quick
 
-test-native: $(NATIVE)
+test-native: $(NATIVE) mosquitto
 	TILLWIRE_BACKEND=native $(PY) -m pytest -q tests
 
-test-reference: $(NATIVE)
+test-reference: $(NATIVE) mosquitto
 	TILLWIRE_BACKEND=reference $(PY) -m pytest -q tests
 
-bench: $(NATIVE)
+bench: $(NATIVE) mosquitto
 	$(PY) -m pytest -q -p no:cacheprovider benches --benchmark-columns=median,min,max,rounds --benchmark-sort=name
 
 # --- long runs kept out of `make test`: the bridge killed with SIGKILL many more times than the suite's 20.
 TILLWIRE_CRASH_CYCLES ?= 200
-soak: $(NATIVE)
+soak: $(NATIVE) mosquitto
 	TILLWIRE_CRASH_CYCLES=$(TILLWIRE_CRASH_CYCLES) $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/test_bridge_run.py -k sigkill
 
