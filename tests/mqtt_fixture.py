@@ -103,7 +103,7 @@ class MqttBroker:
 
     def __init__(self, workdir: Path, kind: str | None = None, *, users: dict[str, str] | None = None,
                  autosave_interval: int | None = None, max_queued_messages: int = 1_000_000,
-                 extra_config: tuple[str, ...] = ()):
+                 max_inflight_messages: int = 0, extra_config: tuple[str, ...] = ()):
         kind = kind or default_kind()
         if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}")
@@ -120,6 +120,7 @@ class MqttBroker:
         self.users = dict(users or {})
         self.autosave_interval = autosave_interval
         self.max_queued_messages = max_queued_messages
+        self.max_inflight_messages = max_inflight_messages  # also the MQTT 5 Receive Maximum (0: none sent)
         self.extra_config = tuple(extra_config)
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -219,7 +220,7 @@ class MqttBroker:
             f"persistence_location {self.persistence_dir}/",
             "persistence_file mosquitto.db",
             f"max_queued_messages {self.max_queued_messages}",
-            "max_inflight_messages 0",
+            f"max_inflight_messages {self.max_inflight_messages}",
             "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
@@ -412,4 +413,141 @@ def mqtt_sink(broker: "MqttBroker | None" = None, *, url: str | None = None, bas
 
     keys.setdefault("protocol", broker.protocols[0] if broker is not None else "5")
     settings = sink_settings({"url": url or broker.url, **keys}, base=base, env=env, name=name)
-    return MqttSink(name, settings, context_for(SITE, TILL, SOURCE, settings.options))
+    return MqttSink(name, settings.options, context_for(SITE, TILL, SOURCE, settings.options))
+
+
+# --- a proxy that withholds PUBACKs -----------------------------------------------------------------------------
+
+PUBACK = 4  # MQTT control packet type
+
+
+class AckGate:
+    """A loopback TCP proxy to a broker that lets the first ``allow`` PUBACKs reach the client, then either
+    **swallows** the later PUBACKs (``mode="swallow"``: the broker has the messages, the client never hears; other
+    packets pass) or **cuts** both connections at the next one (``mode="cut"``: the ack is lost with the
+    connection). ``mode="silent"`` passes nothing from the broker, not even the CONNACK. Client → broker bytes
+    always pass."""
+
+    def __init__(self, broker: MqttBroker, allow: int, mode: str = "swallow"):
+        if mode not in ("swallow", "cut", "silent"):
+            raise ValueError(mode)
+        self.broker, self.allow, self.mode = broker, allow, mode
+        self.passed = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = [self._listener]
+        t = threading.Thread(target=self._accept, name="ack-gate", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in list(self._sockets):
+            try:
+                s.close()
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                upstream = socket.create_connection((self.broker.host, self.broker.port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._sockets += [client, upstream]
+            t = threading.Thread(target=self._relay, args=(client, upstream), name="ack-gate-relay", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        import select as _select
+
+        pending = bytearray()  # broker → client bytes not yet cut into whole packets
+        open_ = True
+        try:
+            while open_ and not self._stop.is_set():
+                readable, _, _ = _select.select([client, upstream], [], [], 0.05)
+                for s in readable:
+                    data = s.recv(65536)
+                    if not data:
+                        open_ = False
+                        break
+                    if s is client:
+                        upstream.sendall(data)
+                        continue
+                    pending += data
+                    out, cut = self._filter(pending)
+                    if out:
+                        client.sendall(out)
+                    if cut:
+                        self._cut(client, upstream)
+                        open_ = False
+                        break
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def _cut(self, client: socket.socket, upstream: socket.socket) -> None:
+        """End both connections so the client reads what was let through and then EOF: a plain close with unread
+        bytes in our receive buffer would send an RST, which can discard the PUBACKs the client has not read."""
+        upstream.close()
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(5)
+        try:
+            while client.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def _filter(self, pending: bytearray) -> tuple[bytes, bool]:
+        """Whole packets from ``pending`` that may pass, and whether to cut the connection now."""
+        out = bytearray()
+        while True:
+            size = _packet_size(pending)
+            if size is None:
+                return bytes(out), False
+            packet = bytes(pending[:size])
+            del pending[:size]
+            if self.mode == "silent":
+                continue
+            if packet[0] >> 4 == PUBACK:
+                if self.passed >= self.allow:
+                    if self.mode == "cut":
+                        return bytes(out), True
+                    continue  # swallowed
+                self.passed += 1
+            out += packet
+
+
+def _packet_size(buf: bytearray) -> int | None:
+    """The length of the first whole MQTT packet in ``buf``, or None while it is incomplete."""
+    multiplier, length, i = 1, 0, 1
+    while True:
+        if i >= len(buf):
+            return None
+        byte = buf[i]
+        length += (byte & 0x7F) * multiplier
+        multiplier *= 128
+        i += 1
+        if not byte & 0x80:
+            break
+    return i + length if len(buf) >= i + length else None

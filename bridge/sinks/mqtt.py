@@ -151,15 +151,14 @@ class MqttSink(Sink):
                            password=password, tls=tls)
 
     # --- life cycle -------------------------------------------------------------------------------------------
-    def __init__(self, name: str, settings, context: SinkContext):
+    def __init__(self, name: str, settings: MqttOptions, context: SinkContext):
         super().__init__(name, settings, context)
-        opts: MqttOptions = settings.options
-        self.options = opts
+        opts = self.options = settings
         self.client_id = opts.client_id or default_client_id(context.site, context.till, name)
         self.v5 = opts.protocol == "5"
         self._topic_base = "/".join([opts.topic_prefix, topic_level(context.site), topic_level(context.till)])
         self._topics: dict[str, str] = {}
-        self._connect_timeout_s = float(getattr(settings, "connect_timeout_s", 5.0))
+        self._connect_timeout_s = 5.0   # the runner's connect_timeout_s, learnt at connect()
         self._interrupted = threading.Event()
         self._client: paho.Client | None = None
         self._connack = None          # the CONNACK's reason code, once it came
@@ -177,6 +176,7 @@ class MqttSink(Sink):
 
     def connect(self, timeout_s: float) -> None:
         self.close()
+        self._connect_timeout_s = timeout_s
         if self._interrupted.is_set():
             raise SinkUnavailable("the bridge is stopping")
         o = self.options
@@ -346,8 +346,8 @@ class MqttSink(Sink):
             return
         self._connected = False
         if self._lost is None:
-            self._lost = (str(reason_code) if reason_code is not None and reason_code.is_failure
-                          else "closed by the broker")
+            from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
+            self._lost = f"the broker disconnected: {reason_code}" if from_broker else "the connection closed"
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         if client is self._client:
