@@ -46,16 +46,23 @@ def rx():
         yield receiver
 
 
+def sink_settings(tmp_path, url: str, env: dict | None = None, **keys):
+    """A ``[[sinks]]`` table parsed as ``tillwire run`` parses it (``SinkSettings``; the sink's own in ``.options``)."""
+    t = _Table(tmp_path / "bridge.toml", "sinks[0]", {"name": "hook", "kind": "webhook", "url": url, **keys})
+    settings = parse_sink(t, tmp_path, env or {})
+    t.done()
+    return settings
+
+
 @pytest.fixture
 def make_sink(tmp_path):
     """Build (and later close) a webhook sink from ``[[sinks]]`` keys; it is connected unless told not to."""
     made = []
 
     def build(url: str, *, env: dict | None = None, connect: bool = True, **keys) -> WebhookSink:
-        t = _Table(tmp_path / "bridge.toml", "sinks[0]", {"name": "hook", "kind": "webhook", "url": url, **keys})
-        settings = parse_sink(t, tmp_path, env or {})
-        t.done()
-        sink = WebhookSink(settings.name, settings, context_for("test-store", "till-1", PREFIX, settings.options))
+        settings = sink_settings(tmp_path, url, env, **keys)
+        sink = WebhookSink(settings.name, settings.options,
+                           context_for("test-store", "till-1", PREFIX, settings.options))
         made.append(sink)
         if connect:
             sink.connect(settings.connect_timeout_s)
@@ -437,7 +444,8 @@ def test_no_secret_in_describe_reasons_parked_errors_or_repr(tmp_path, make_sink
                   Reply.hang(5), Reply.dropped())
         sink = make_sink(rx.url, timeout_s=0.3, **secrets)
         batch_sink = make_sink(rx.url, mode="batch", **secrets)
-        texts += [sink.describe(), batch_sink.describe(), repr(sink.settings), str(sink.settings.options)]
+        texts += [sink.describe(), batch_sink.describe(), repr(sink.settings), str(sink.settings),
+                  repr(sink_settings(tmp_path, rx.url, secrets["env"], bearer_token_file="token", secret_env="S"))]
         for _ in range(5):
             outcome = sink.send(events(1))
             texts += [p.reason for p in outcome.parked] + [repr(outcome)]

@@ -199,9 +199,10 @@ class _Server(ThreadingHTTPServer):
 class WebhookReceiver:
     """The server; use as a context manager or call ``close()``."""
 
-    def __init__(self, tls: tuple[Path, Path] | None = None, host: str = "127.0.0.1"):
+    def __init__(self, tls: tuple[Path, Path] | None = None, host: str = "127.0.0.1", port: int = 0):
+        """``port`` 0 (the default) takes a free one; give a port to come up where a client already points."""
         self._state = _State()
-        self._server = _Server((host, 0), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.state = self._state
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -237,13 +237,13 @@ class WebhookSink(Sink):
                               format=fmt, timeout_s=timeout_s, secret=secret, bearer_token=token,
                               headers=headers, tls=tls)
 
-    def __init__(self, name, settings, context):
+    def __init__(self, name: str, settings: WebhookOptions, context):
         super().__init__(name, settings, context)
-        self.options: WebhookOptions = settings.options
+        self.options = settings
         self._ssl = tls_context(self.options.tls) if self.options.tls is not None else None
         self._conn: http.client.HTTPConnection | None = None
         self._requests_on_conn = 0
-        self._connect_timeout_s = float(getattr(settings, "connect_timeout_s", 5.0))
+        self._connect_timeout_s = 5.0  # the runner's connect_timeout_s, given to connect()
         self._interrupted = False
         o = self.options
         self._single = FORMATS[o.format][0]
