@@ -17,7 +17,7 @@ has applied it. The controls are named after toxiproxy's toxics:
 ``drop_acks(s)``    from now on forward client → server but swallow server → client; after ``s`` seconds reset
                     those connections and forward normally again: "the broker stored it, the ack was lost"
 ``slow_close(ms)``  when one side closes, wait ``ms`` before closing the other
-``clear()``         remove every fault (and ``up()``)
+``clear()``         remove every fault (and ``up()``); ``faults()`` lists those in force
 ==================  ==============================================================================================
 
 ``stats()`` gives the counters: connections accepted, live, bytes forwarded each way, bytes swallowed, resets.
@@ -263,6 +263,16 @@ class FaultProxy:
         def read():
             return ProxyStats(self._connections, len(self._links), self._bytes[UP], self._bytes[DOWN],
                               self._swallowed[UP], self._swallowed[DOWN], self._resets)
+        return self._call(read)
+
+    def faults(self) -> dict[str, object]:
+        """The faults in force now: ``{"down": True, "drop_acks": True, "latency": (ms, jitter_ms), ...}``."""
+        def read():
+            active = {"down": self._server is None, "blackhole": self._blackhole,
+                      "drop_acks": self._drop_acks_until is not None, "limit_data": self._limit,
+                      "latency": self._latency and (self._latency[0] * 1000, self._latency[1] * 1000),
+                      "slow_close": self._slow_close_s * 1000 or None}
+            return {k: v for k, v in active.items() if v}
         return self._call(read)
 
     def _set(self, name: str, value) -> None:

@@ -108,6 +108,7 @@ def test_down_refuses_and_closes_then_up_listens_on_the_same_port(proxy):
     assert recv_exactly(live, 1) == b"x"
     port = proxy.port
     proxy.down()
+    assert proxy.faults() == {"down": True}
     assert closed_by_peer(live)
     live.close()
     with pytest.raises(ConnectionRefusedError):
@@ -122,6 +123,7 @@ def test_down_refuses_and_closes_then_up_listens_on_the_same_port(proxy):
 def test_latency_delays_each_direction(proxy):
     with connect(proxy) as s:
         proxy.latency(150)
+        assert proxy.faults() == {"latency": (150.0, 0.0)}
         started = time.monotonic()
         s.sendall(b"ping")
         assert recv_exactly(s, 4) == b"ping"
@@ -201,6 +203,7 @@ def test_drop_acks_forwards_upstream_swallows_replies_then_resets(proxy, echo):
         wait_for(lambda: bytes(echo.received) == b"stored", TIMEOUT, "the server to store the bytes")
         assert closed_by_peer(s)  # no echo came back; the proxy cut the connection
         assert time.monotonic() - started >= 0.45  # not before after_s (less the event loop's clock tolerance)
+    assert proxy.faults() == {}
     stats = proxy.stats()
     assert (stats.bytes_up, stats.bytes_down, stats.swallowed_down) == (6, 0, 6)
     with connect(proxy) as s:  # the fault ended by itself

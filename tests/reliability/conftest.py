@@ -1,21 +1,43 @@
-"""The reliability suite's fixtures (real brokers) and its summary: one accounting line per scenario."""
+"""The reliability suite's fixtures (real brokers behind a ``Bus``) and its summary: one line per scenario."""
 
 from __future__ import annotations
 
 import pytest
 
-from mqtt_fixture import make_mqtt_broker, mqtt_broker  # noqa: F401
+from mqtt_fixture import MqttBroker
 from nats_fixture import NatsServer
-from reliability.harness import REPORTS
+from reliability.harness import REPORTS, MqttBus, NatsBus, WebhookBus
+from webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
-def nats_broker():
+def nats_bus():
     server = NatsServer()
     try:
-        yield server.start()
+        yield NatsBus(server.start())
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def mqtt_bus(tmp_path):
+    broker = MqttBroker(tmp_path / "mqtt")
+    try:
+        yield MqttBus(broker.start())
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def webhook_bus():
+    with WebhookReceiver() as receiver:
+        yield WebhookBus(receiver)
+
+
+@pytest.fixture(params=["nats", "mqtt"])
+def bus(request):
+    """Each scenario that takes ``bus`` runs against JetStream and against MQTT."""
+    return request.getfixturevalue(f"{request.param}_bus")
 
 
 def pytest_terminal_summary(terminalreporter):

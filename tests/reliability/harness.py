@@ -58,11 +58,13 @@ def sink_toml(kind: str, url: str, **keys) -> str:
 # ---------------------------------------------------------------------------------------------------- the till
 
 class Feeder:
-    """Writes ``TW<n>\\r`` lines to the scanner port at ``rate`` per second until stopped; reconnects."""
+    """Writes ``TW<n>\\r`` lines to the scanner port at ``rate`` per second (``burst`` lines per write) until
+    stopped; reconnects when the bridge is gone."""
 
-    def __init__(self, port: int, rate: float = RATE):
+    def __init__(self, port: int, rate: float = RATE, burst: int = 1):
         self.port = port
-        self.interval = 1.0 / rate
+        self.burst = burst
+        self.interval = burst / rate
         self.sent = 0
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -98,8 +100,8 @@ class Feeder:
                     self._stop.wait(0.05)
                     continue
             try:
-                sock.sendall(b"TW%08d\r" % (self.sent + 1))
-                self.sent += 1
+                sock.sendall(b"".join(b"TW%08d\r" % (self.sent + i) for i in range(1, self.burst + 1)))
+                self.sent += self.burst
             except OSError:
                 sock.close()
                 sock = None
@@ -113,22 +115,60 @@ class Feeder:
 # ---------------------------------------------------------------------------------------------------- consumers
 
 class Consumer:
-    """Base: arrivals go to ``self.accounting`` (thread-safe); ``start``/``stop``."""
+    """Base: arrivals go through the ledger into ``self.accounting``, a batch per ledger transaction (one fsync per
+    batch, as an integrator would commit). ``arrived`` queues one arrival (any thread) for the worker thread;
+    ``arrived_batch`` processes a batch at once (the caller's thread)."""
 
     def __init__(self, ledger: Ledger):
         self.accounting = Accounting(ledger)
         self.lock = threading.Lock()
         self.errors: list[str] = []
+        self._queue: list[tuple[str, int, float]] = []
+        self._queued = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._closing = False
+
+    def arrived_batch(self, arrivals: list[tuple[str, int, float]]) -> None:
+        with self.lock, self.accounting.ledger.transaction():
+            for src, seq, at in arrivals:
+                self.accounting.observe(src, seq, at)
 
     def arrived(self, src: str, seq: int) -> None:
-        with self.lock:
-            self.accounting.observe(src, seq)
+        with self._queued:
+            self._queue.append((src, seq, time.monotonic()))
+            self._queued.notify()
+        if self._worker is None:
+            with self.lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._work, name="consumer-ledger", daemon=True)
+                    self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._queued:
+                while not self._queue and not self._closing:
+                    self._queued.wait(0.5)
+                batch, self._queue = self._queue, []
+                if not batch and self._closing:
+                    return
+            self.arrived_batch(batch)
+
+    def pending(self) -> int:
+        with self._queued:
+            return len(self._queue)
 
     def start(self) -> "Consumer":
         return self
 
     def stop(self) -> None:
-        pass
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        with self._queued:
+            self._closing = True
+            self._queued.notify()
+        if self._worker is not None:
+            self._worker.join(10)
 
 
 class NatsConsumer(Consumer):
@@ -154,6 +194,7 @@ class NatsConsumer(Consumer):
             self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(15)
         self._loop.close()
+        self._stop_worker()
 
     async def _main(self) -> None:
         import nats
@@ -179,38 +220,81 @@ class NatsConsumer(Consumer):
                     if sub is None or type(exc).__name__ != "TimeoutError":
                         await asyncio.sleep(0.1)
                     continue
-                for m in msgs:
-                    env = from_nats(m.headers, m.data)
-                    self.arrived(env["src"], env["seq"])
+                now = time.monotonic()
+                envs = [from_nats(m.headers, m.data) for m in msgs]
+                self.arrived_batch([(env["src"], env["seq"], now) for env in envs])
+                for m in msgs:   # acknowledged to the stream only once the ledger committed
                     await m.ack()
         finally:
             await nc.close()
 
 
 class MqttConsumer(Consumer):
-    """A paho subscriber (QoS 1, persistent session, MQTT 5 or 3.1.1) on ``<prefix>/#``."""
+    """A paho client (QoS 1, persistent session: MQTT 5 session expiry or 3.1.1 clean_session false) on ``#``.
+
+    paho reconnects by itself after a broker restart; on every CONNACK the consumer subscribes again when the
+    broker says it has no session for it (``session_present`` false), and counts such lost sessions."""
 
     def __init__(self, broker, ledger: Ledger, protocol: str | None = None):
         super().__init__(ledger)
-        from mqtt_fixture import Subscriber
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
 
-        consumer = self
+        self.broker = broker
+        self.v5 = (protocol or broker.protocols[0]) == "5"
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.sessions_lost = 0
+        self._connects = 0
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="reliability-consumer",
+                                  protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
+                                  clean_session=None if self.v5 else False)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *a: self.subscribed.clear()
 
-        class _Subscriber(Subscriber):
-            def _on_message(self, client, userdata, msg):
-                props = getattr(msg, "properties", None)
-                user = list(getattr(props, "UserProperty", []) or []) if props is not None else []
-                env = from_mqtt(bytes(msg.payload), user)
-                consumer.arrived(env["src"], env["seq"])
-
-        self.subscriber = _Subscriber(broker, protocol=protocol, client_id="reliability-consumer")
+    def wait_subscribed(self, timeout: float = 15.0) -> None:
+        if not self.subscribed.wait(timeout):
+            raise AssertionError(f"the MQTT consumer was not subscribed again within {timeout} s")
 
     def start(self) -> "MqttConsumer":
-        self.subscriber.connect()
+        kwargs = {}
+        if self.v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            kwargs = {"clean_start": False, "properties": props}
+        self.client.connect(self.broker.host, self.broker.port, keepalive=5, **kwargs)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise AssertionError("the MQTT consumer could not connect and subscribe within 10 s")
         return self
 
     def stop(self) -> None:
-        self.subscriber.disconnect()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._stop_worker()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.errors.append(f"CONNACK {reason_code}")
+            return
+        self._connects += 1
+        if not flags.session_present:
+            if self._connects > 1:
+                self.sessions_lost += 1
+            client.subscribe("#", qos=1)
+        else:
+            self.subscribed.set()
+
+    def _on_message(self, client, userdata, msg):
+        props = getattr(msg, "properties", None)
+        user = list(getattr(props, "UserProperty", []) or []) if props is not None else []
+        env = from_mqtt(bytes(msg.payload), user)
+        self.arrived(env["src"], env["seq"])
 
 
 class WebhookConsumer(Consumer):
@@ -230,6 +314,7 @@ class WebhookConsumer(Consumer):
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+        self._stop_worker()
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
@@ -244,25 +329,111 @@ class WebhookConsumer(Consumer):
                         self.arrived(env["src"], env["seq"])
 
 
+# ---------------------------------------------------------------------------------------------------- buses
+
+class Bus:
+    """A broker of one kind: where it listens, the sink's TOML for it, a consumer, stop and start."""
+
+    kind = ""
+    keeps_sessions = True   # a restarted broker still knows the consumer's subscription and queue
+
+    def __init__(self, broker):
+        self.broker = broker
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.broker.port)
+
+    def sink(self, **keys) -> str:
+        raise NotImplementedError
+
+    def consumer(self, ledger: Ledger) -> Consumer:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.broker.stop()
+
+    def start(self) -> None:
+        self.broker.start()
+
+
+class NatsBus(Bus):
+    kind = "nats"
+
+    def sink(self, **keys) -> str:
+        return sink_toml("nats", "nats://{proxy}", **{"ack_timeout_s": 1, **keys})
+
+    def consumer(self, ledger: Ledger) -> Consumer:
+        return NatsConsumer(self.broker.url, ledger)
+
+    def stored(self, stream: str = "TILLWIRE") -> int:
+        """How many messages the stream holds."""
+        from nats_fixture import stream_config
+        return stream_config(self.broker.url, stream).state.messages
+
+
+class MqttBus(Bus):
+    kind = "mqtt"
+
+    @property
+    def keeps_sessions(self) -> bool:
+        return self.broker.kind == "mosquitto"   # amqtt (the fallback) keeps nothing across a restart
+
+    def sink(self, **keys) -> str:
+        keys.pop("duplicate_window_s", None)   # a NATS notion; MQTT brokers do not de-duplicate at all
+        return sink_toml("mqtt", "mqtt://{proxy}", **{"protocol": self.broker.protocols[0], "ack_timeout_s": 1,
+                                                       **keys})
+
+    def consumer(self, ledger: Ledger) -> Consumer:
+        return MqttConsumer(self.broker, ledger)
+
+
+class WebhookBus(Bus):
+    kind = "webhook"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.broker.host, self.broker.port)
+
+    def sink(self, **keys) -> str:
+        return sink_toml("webhook", "http://{proxy}/hook", **keys)
+
+    def consumer(self, ledger: Ledger) -> Consumer:
+        return WebhookConsumer(self.broker, ledger)
+
+
 # ---------------------------------------------------------------------------------------------------- a run
 
 class Run:
-    """One scenario's world: a temp dir, a scanner port, a bridge child, a proxy to ``upstream``, a consumer."""
+    """One scenario's world: a temp dir, a scanner port, a bridge child, a proxy in front of the bus, a consumer.
 
-    def __init__(self, upstream: tuple[str, int], sink: str):
+    ``start()`` starts the consumer, the bridge and the till, in that order."""
+
+    def __init__(self, bus: Bus, *, rate: float = RATE, burst: int = 1, **sink_keys):
+        self.bus = bus
         self.dir = Path(tempfile.mkdtemp(prefix="tw-rel-"))
-        self.proxy = FaultProxy(upstream).start()
+        self.proxy = FaultProxy(bus.address).start()
         self.scanner_port = free_port()
         self.config = write_config(self.dir, [{"name": "scanner", "protocol": "scanner",
                                                "transport": f"tcp-listen://127.0.0.1:{self.scanner_port}"}],
-                                   extra_toml=sink.replace("{proxy}", f"127.0.0.1:{self.proxy.port}"))
+                                   extra_toml=bus.sink(**sink_keys).replace("{proxy}",
+                                                                            f"127.0.0.1:{self.proxy.port}"))
         self.outbox = self.dir / "outbox.sqlite"
         self.ledger = Ledger.open(str(self.dir / "consumer-ledger.sqlite"))
         self.proc: subprocess.Popen | None = None
-        self.feeder = Feeder(self.scanner_port)
-        self.consumer: Consumer | None = None
+        self.feeder = Feeder(self.scanner_port, rate, burst)
+        self.consumer: Consumer = bus.consumer(self.ledger)
+        self._consuming = False
         self.kills = 0
         self.bridge_errors: list[str] = []
+
+    def start(self) -> "Run":
+        self.consumer.start()
+        self._consuming = True
+        self.start_bridge()
+        self.feeder.start()
+        self.wait_capturing()
+        return self
 
     # --- the bridge
     def start_bridge(self) -> None:
@@ -313,7 +484,8 @@ class Run:
         return sum(self.produced().values())
 
     def delivered_all(self) -> bool:
-        assert self.consumer is not None
+        if self.consumer.pending():
+            return False
         with self.consumer.lock:
             self.consumer.accounting.produced(self.produced())
             return self.consumer.accounting.complete()
@@ -358,7 +530,7 @@ class Run:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=15)
-        if self.consumer is not None:
+        if self._consuming:
             self.consumer.stop()
         self.proxy.stop()
         self.ledger.close()
