@@ -172,7 +172,8 @@ class Consumer:
 
 
 class NatsConsumer(Consumer):
-    """A durable JetStream pull consumer on the stream, acking each message; reconnects forever."""
+    """A durable JetStream pull consumer on the stream (ack policy all: one ack per fetched batch, after the
+    ledger committed it); reconnects forever."""
 
     def __init__(self, url: str, ledger: Ledger, stream: str = "TILLWIRE"):
         super().__init__(ledger)
@@ -211,7 +212,7 @@ class NatsConsumer(Consumer):
                 try:
                     if sub is None:
                         sub = await js.pull_subscribe(">", durable="reliability", stream=self.stream,
-                                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,
+                                                      config=ConsumerConfig(ack_policy=AckPolicy.ALL,
                                                                             ack_wait=30, max_ack_pending=-1))
                     msgs = await sub.fetch(500, timeout=0.3)
                 except Exception as exc:  # noqa: BLE001 - the stream is not there yet, the broker is down, ...
@@ -223,8 +224,8 @@ class NatsConsumer(Consumer):
                 now = time.monotonic()
                 envs = [from_nats(m.headers, m.data) for m in msgs]
                 self.arrived_batch([(env["src"], env["seq"], now) for env in envs])
-                for m in msgs:   # acknowledged to the stream only once the ledger committed
-                    await m.ack()
+                if msgs:   # acknowledged to the stream (up to the last) only once the ledger committed
+                    await msgs[-1].ack()
         finally:
             await nc.close()
 

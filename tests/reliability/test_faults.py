@@ -15,6 +15,7 @@ from reliability.harness import LONG, Run
 
 WINDOW_S = 1            # the NATS duplicate window in these tests
 OUTAGE_S = 8.0 if LONG else 3.0
+ROUNDS = 10 if LONG else 1   # rounds of network faults
 DROP_S = 3.0          # acks swallowed this long: well past the window, so the broker stores some re-sends again
 
 
@@ -64,25 +65,25 @@ def test_network_faults_during_publishing(bus):
         run.start()
         proxy = run.proxy
         run.wait_capturing(more_than=100)
+        for _ in range(ROUNDS):
+            proxy.latency(60, jitter_ms=30)
+            run.wait_capturing(more_than=run.produced_count() + 200)
+            proxy.clear()
 
-        proxy.latency(60, jitter_ms=30)
-        run.wait_capturing(more_than=run.produced_count() + 200)
-        proxy.clear()
+            cuts = proxy.stats().resets
+            proxy.limit_data(1500)                # each connection dies inside a frame after 1500 bytes
+            wait_for(lambda: proxy.stats().resets >= cuts + 2, timeout=15, what="two connections cut mid-frame")
+            proxy.clear()
 
-        cuts = proxy.stats().resets
-        proxy.limit_data(1500)                # each connection dies inside a frame after 1500 bytes
-        wait_for(lambda: proxy.stats().resets >= cuts + 2, timeout=15, what="two connections cut mid-frame")
-        proxy.clear()
+            proxy.blackhole()
+            run.wait_capturing(more_than=run.produced_count() + 300)
+            proxy.clear()
 
-        proxy.blackhole()
-        run.wait_capturing(more_than=run.produced_count() + 300)
-        proxy.clear()
-
-        proxy.down()
-        run.wait_capturing(more_than=run.produced_count() + 300)
-        proxy.up()
+            proxy.down()
+            run.wait_capturing(more_than=run.produced_count() + 300)
+            proxy.up()
         up, backlog = time.monotonic(), run.produced()
-        report = run.finish(f"latency+cut+blackhole+down {bus.kind}", recovered_from=up, backlog=backlog)
+        report = run.finish(f"latency+cut+blackhole+down x{ROUNDS} {bus.kind}", recovered_from=up, backlog=backlog)
     assert report.ok, report.line()
 
 
