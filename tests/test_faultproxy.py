@@ -227,5 +227,9 @@ def test_upstream_down_closes_the_client(echo):
     echo.shutdown()
     echo.server_close()
     with FaultProxy(("127.0.0.1", port)) as proxy:
-        with connect(proxy) as s:
+        try:
+            s = connect(proxy)
+        except ConnectionResetError:  # on loopback the RST can beat connect()'s return
+            return
+        with s:
             assert closed_by_peer(s)

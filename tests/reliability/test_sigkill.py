@@ -6,6 +6,7 @@ goodbye) and starts it again; the sink resumes from its durable cursor and re-se
 from __future__ import annotations
 
 import random
+import time
 
 from reliability.harness import LONG, Run
 
@@ -20,6 +21,7 @@ def test_sigkill_while_publishing(bus):
             run.wait_capturing(more_than=run.produced_count() + pick.randrange(50, 600))
             run.kill_bridge()
             run.start_bridge()
-        report = run.finish(f"sigkill x{CYCLES} {bus.kind}")
+        up, backlog = time.monotonic(), run.produced()   # recovery: the last restart until its backlog arrived
+        report = run.finish(f"sigkill x{CYCLES} {bus.kind}", recovered_from=up, backlog=backlog)
     assert report.ok, report.line()
     assert run.kills == CYCLES and report.produced >= CYCLES * 50
