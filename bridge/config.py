@@ -128,8 +128,9 @@ def _names(kinds: tuple[type, ...]) -> str:
 
 # ---------------------------------------------------------------- the file
 
-def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig:
-    """Read and check a config file. ``check_devices`` also builds each decoder and transport once (no I/O)."""
+def load(path: str | os.PathLike, *, check_devices: bool = True, check_sinks: bool = True) -> BridgeConfig:
+    """Read and check a config file. ``check_devices`` also builds each decoder and transport once (no I/O);
+    ``check_sinks`` reads each sink's own keys, credentials and TLS files (without it: names and kinds only)."""
     file = Path(path)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -212,7 +213,7 @@ def load(path: str | os.PathLike, *, check_devices: bool = True) -> BridgeConfig
     sinks = []
     for i, raw in enumerate(top.get("sinks", list, [])):
         st = _Table(file, f"sinks[{i}]", raw)
-        sink = parse_sink(st, base, os.environ)
+        sink = parse_sink(st, base, os.environ, options=check_sinks)
         st.done()
         if any(s.name == sink.name for s in sinks):
             st.fail(f"sink name {sink.name!r} is used twice", "name")

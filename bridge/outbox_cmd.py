@@ -27,7 +27,7 @@ def _path(args, fail) -> tuple[str | None, object, int | None]:
         from bridge.config import ConfigError, load
 
         try:
-            cfg = load(args.config, check_devices=False)
+            cfg = load(args.config, check_devices=False, check_sinks=False)  # no secrets needed to look
         except ConfigError as exc:
             return None, None, fail(str(exc))
         return str(cfg.outbox), cfg, None

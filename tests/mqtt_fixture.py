@@ -103,12 +103,12 @@ class MqttBroker:
 
     def __init__(self, workdir: Path, kind: str | None = None, *, users: dict[str, str] | None = None,
                  autosave_interval: int | None = None, max_queued_messages: int = 1_000_000,
-                 max_inflight_messages: int = 0, extra_config: tuple[str, ...] = ()):
+                 max_inflight_messages: int = 0, tls: bool = False, extra_config: tuple[str, ...] = ()):
         kind = kind or default_kind()
         if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}")
-        if kind == "amqtt" and (users or extra_config):
-            raise ValueError("users and extra_config are Mosquitto features here")
+        if kind == "amqtt" and (users or extra_config or tls):
+            raise ValueError("users, tls and extra_config are Mosquitto features here")
         self.kind = kind
         self.binary = require_mosquitto(f"a {kind} broker") if kind == "mosquitto" else sys.executable
         self.workdir = Path(workdir)
@@ -122,6 +122,8 @@ class MqttBroker:
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages  # also the MQTT 5 Receive Maximum (0: none sent)
         self.extra_config = tuple(extra_config)
+        self.tls = tls
+        self.ca_file: Path | None = None  # with tls: the broker's self-signed certificate, to trust
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -132,7 +134,7 @@ class MqttBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -215,6 +217,7 @@ class MqttBroker:
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
+            *self._tls_lines(),
             f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root, Mosquitto would otherwise become 'nobody'
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
@@ -237,6 +240,14 @@ class MqttBroker:
         conf.write_text("\n".join(lines) + "\n")
         return [self.binary, "-c", str(conf)]
 
+    def _tls_lines(self) -> list[str]:
+        if not self.tls:
+            return []
+        if self.ca_file is None:
+            self.ca_file, key = self_signed_certificate(self.workdir / "tls")
+            self._key_file = key
+        return [f"certfile {self.ca_file}", f"keyfile {self._key_file}"]
+
     def _password_file(self) -> Path:
         path = self.workdir / "passwords"
         if path.exists():
@@ -250,6 +261,20 @@ class MqttBroker:
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         path.chmod(0o600)
         return path
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1 and localhost, its own CA (``openssl``), and its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS tests need the openssl command (apt-get install openssl)", pytrace=False)
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
 
 
 @pytest.fixture
@@ -303,6 +328,7 @@ class Subscriber:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._connect_rc = None
+        self.session_present = False  # what the last CONNACK said
         v5 = self.protocol == "5"
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
@@ -357,6 +383,7 @@ class Subscriber:
 
     # --- paho callbacks (paho's thread)
     def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.session_present = bool(getattr(flags, "session_present", False))
         self._connect_rc = reason_code
         self._connected.set()
 
@@ -425,13 +452,14 @@ class AckGate:
     """A loopback TCP proxy to a broker that lets the first ``allow`` PUBACKs reach the client, then either
     **swallows** the later PUBACKs (``mode="swallow"``: the broker has the messages, the client never hears; other
     packets pass) or **cuts** both connections at the next one (``mode="cut"``: the ack is lost with the
-    connection). ``mode="silent"`` passes nothing from the broker, not even the CONNACK. Client → broker bytes
-    always pass."""
+    connection). ``mode="silent"`` passes nothing from the broker, not even the CONNACK. ``mode="refuse"``
+    rewrites the next PUBACK (only that one) into an MQTT 5 PUBACK with ``reason_code``, as a broker refusing that
+    message would answer. Client → broker bytes always pass."""
 
-    def __init__(self, broker: MqttBroker, allow: int, mode: str = "swallow"):
-        if mode not in ("swallow", "cut", "silent"):
+    def __init__(self, broker: MqttBroker, allow: int, mode: str = "swallow", *, reason_code: int = 0x99):
+        if mode not in ("swallow", "cut", "silent", "refuse"):
             raise ValueError(mode)
-        self.broker, self.allow, self.mode = broker, allow, mode
+        self.broker, self.allow, self.mode, self.reason_code = broker, allow, mode, reason_code
         self.passed = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -530,11 +558,16 @@ class AckGate:
             if self.mode == "silent":
                 continue
             if packet[0] >> 4 == PUBACK:
-                if self.passed >= self.allow:
+                if self.mode == "refuse":
+                    self.passed += 1
+                    if self.passed == self.allow + 1:  # this one: same packet id, a refusing reason code
+                        packet = bytes([PUBACK << 4, 3]) + packet[2:4] + bytes([self.reason_code])
+                elif self.passed >= self.allow:
                     if self.mode == "cut":
                         return bytes(out), True
                     continue  # swallowed
-                self.passed += 1
+                else:
+                    self.passed += 1
             out += packet
 
 

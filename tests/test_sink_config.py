@@ -139,3 +139,15 @@ def test_tillwire_run_prints_one_line_and_exits_2(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and "oops-secret" not in r.stderr
+
+
+def test_names_and_kinds_without_secrets_for_tillwire_outbox(tmp_path, monkeypatch):
+    monkeypatch.delenv("TW_UNSET_PW", raising=False)
+    text = ('[[sinks]]\nname = "bus"\nkind = "mqtt"\nurl = "mqtt://10.0.0.2:1883"\nusername = "till"\n'
+            'password_env = "TW_UNSET_PW"\n')
+    assert "environment variable TW_UNSET_PW is not set" in error(tmp_path, text)
+    c = load(cfg(tmp_path, text), check_devices=False, check_sinks=False)
+    assert [(s.name, s.kind, s.options) for s in c.sinks] == [("bus", "mqtt", None)]
+    r = subprocess.run([sys.executable, "-m", "bridge.cli", "outbox", "--config", str(cfg(tmp_path, text))],
+                       capture_output=True, text=True, timeout=60)
+    assert "no outbox at" in r.stderr  # it got past the config without the password

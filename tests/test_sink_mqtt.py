@@ -150,7 +150,7 @@ def test_a_connection_cut_after_some_pubacks_gives_the_acked_prefix(make_mqtt_br
     sink.connect(5)
     outcome = sink.send(outgoing(50))
     assert outcome.done == 7
-    assert outcome.retry.reconnect and outcome.retry.reason.startswith("connection lost")
+    assert outcome.retry.reconnect and outcome.retry.reason == "connection lost (closed)"
 
 
 def test_the_broker_receive_maximum_bounds_what_is_in_flight(make_mqtt_broker, closing):
@@ -175,7 +175,9 @@ def test_max_inflight_bounds_the_window_when_the_broker_allows_more(make_mqtt_br
     assert sink.window == 3 and sink.peak_inflight <= 3
 
 
-def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_broker, closing, tmp_path):
+def test_an_acl_refusal_backs_off_in_order_instead_of_parking(make_mqtt_broker, closing, tmp_path):
+    """PUBACK 0x87: the broker refuses *our client* that topic, for every event of the type alike. Parking would
+    dead-letter the day out of order; the sink stops at the refused event and the runner backs off (sink_down)."""
     acl = tmp_path / "acl"
     acl.write_text(f"user till\ntopic write {TOPIC}/payment.result\ntopic read #\n")
     broker = make_mqtt_broker("mosquitto", users={"till": "s3cret-pw"}, extra_config=(f"acl_file {acl}",))
@@ -187,8 +189,47 @@ def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_b
     sink.connect(5)
     outcome = sink.send(batch)
 
+    assert outcome.done == 2 and outcome.parked == ()
+    assert outcome.retry.reason == f"PUBACK 0x87 Not authorized for {TOPIC}/scanner.data"
+    assert outcome.retry.reconnect and "s3cret-pw" not in outcome.retry.reason
+
+
+@pytest.mark.parametrize("code, name", [(0x99, "Payload format invalid"), (0x90, "Topic Name invalid")])
+def test_a_message_the_broker_refuses_for_good_is_parked_and_the_next_goes_out(make_mqtt_broker, closing,
+                                                                               code, name):
+    broker = make_mqtt_broker("mosquitto")
+    gate = AckGate(broker, allow=2, mode="refuse", reason_code=code)  # the 3rd PUBACK says "never"
+    closing(gate)
+    sink = mqtt_sink(broker, url=gate.url, protocol="5")
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(5))
     assert outcome.done == 5 and outcome.retry is None
-    assert [(p.index, p.status, p.reason) for p in outcome.parked] == [(2, None, "MQTT PUBACK 0x87 Not authorized")]
+    assert [(p.index, p.status, p.reason) for p in outcome.parked] == [(2, None, f"MQTT PUBACK 0x{code:02X} {name}")]
+
+
+def test_a_passing_refusal_such_as_quota_exceeded_is_retried(make_mqtt_broker, closing):
+    broker = make_mqtt_broker("mosquitto")
+    gate = AckGate(broker, allow=3, mode="refuse", reason_code=0x97)
+    closing(gate)
+    sink = mqtt_sink(broker, url=gate.url, protocol="5")
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(6))
+    assert outcome.done == 3 and outcome.parked == ()
+    assert outcome.retry.reason == f"PUBACK 0x97 Quota exceeded for {TOPIC}/payment.result"
+
+
+def test_on_mqtt311_a_refused_publish_cannot_be_seen(make_mqtt_broker, closing, tmp_path):
+    """Why the docs say: use MQTT 5 where ACLs matter. 3.1.1's PUBACK has no reason code; Mosquitto acks and drops."""
+    acl = tmp_path / "acl"
+    acl.write_text(f"user till\ntopic write {TOPIC}/payment.result\n")
+    broker = make_mqtt_broker("mosquitto", users={"till": "pw-311"}, extra_config=(f"acl_file {acl}",))
+    sink = mqtt_sink(broker, protocol="3.1.1", username="till", password_env="PW", env={"PW": "pw-311"})
+    closing(sink)
+    sink.connect(5)
+    outcome = sink.send(outgoing(1, type_="scanner.data"))
+    assert outcome.done == 1 and outcome.parked == () and outcome.retry is None
 
 
 # --- the broker away -------------------------------------------------------------------------------------------
@@ -196,11 +237,9 @@ def test_a_publish_the_broker_refuses_is_parked_and_the_others_go_on(make_mqtt_b
 def test_a_broker_that_is_down_is_one_line_sink_unavailable():
     port = free_port()
     sink = mqtt_sink(url=f"mqtt://127.0.0.1:{port}")
-    t0 = time.monotonic()
     with pytest.raises(SinkUnavailable) as err:
         sink.connect(2)
     assert str(err.value) == f"cannot connect to mqtt://127.0.0.1:{port}: Connection refused"
-    assert time.monotonic() - t0 < 2
     sink.close()
 
 
@@ -276,7 +315,7 @@ def test_interrupt_cuts_a_wait_for_pubacks_short(make_mqtt_broker, closing):
     outcome = sink.send(outgoing(5))
     timer.join()
     assert outcome.done == 0 and outcome.retry.reason == "the bridge is stopping"
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 30  # not the 60 s ack timeout
     with pytest.raises(SinkUnavailable, match="stopping"):
         sink.connect(5)
 
@@ -339,9 +378,32 @@ def test_a_wrong_password_is_one_line_without_the_password(make_mqtt_broker, clo
         sink.connect(5)
     message = str(err.value)
     assert message.startswith(f"{broker.url} refused the connection: ")
-    assert message.endswith(("Bad user name or password", "Not authorized"))
+    assert message.endswith("Not authorized")  # Mosquitto's CONNACK reason on both protocols
     assert "\n" not in message and PASSWORD not in message
     assert err.value.__cause__ is None and err.value.__context__ is None  # no chained traceback to log
+
+
+# --- TLS ------------------------------------------------------------------------------------------------------------
+
+def test_mqtts_verifies_the_broker_certificate(make_mqtt_broker, closing):
+    broker = make_mqtt_broker("mosquitto", tls=True)
+    assert broker.url.startswith("mqtts://")
+    trusted = mqtt_sink(broker, tls_ca_file=str(broker.ca_file))
+    closing(trusted)
+    trusted.connect(5)
+    assert trusted.send(outgoing(3)).done == 3
+
+    untrusted = mqtt_sink(broker)  # the system CAs do not know a self-signed certificate
+    closing(untrusted)
+    with pytest.raises(SinkUnavailable) as err:
+        untrusted.connect(5)
+    assert str(err.value) == (f"cannot connect to {broker.url}: TLS certificate check failed "
+                              f"(self-signed certificate)")
+
+    unchecked = mqtt_sink(broker, tls_verify=False)  # possible, and said out loud in the config
+    closing(unchecked)
+    unchecked.connect(5)
+    assert unchecked.send(outgoing(1)).done == 1
 
 
 # --- config --------------------------------------------------------------------------------------------------------

@@ -75,3 +75,29 @@ def test_a_started_broker_is_stopped_and_killed_for_good(make_mqtt_broker):
     assert broker.running
     broker.stop()
     assert not broker.running
+
+
+def test_mosquitto_durability_caveat_a_puback_is_not_on_disk(make_mqtt_broker):
+    """docs/bridge/sinks-mqtt.md §5: what Mosquitto acknowledged but had not autosaved dies with a SIGKILL."""
+    broker = make_mqtt_broker("mosquitto")
+    Subscriber(broker, client_id="offline").connect().disconnect()
+    publish(broker, "5", [("q", b"acked")])  # PUBACKed, queued for the offline subscriber, in memory only
+    broker.kill()
+    broker.start()
+    sub = Subscriber(broker, client_id="offline").connect()
+    try:
+        assert not sub.session_present  # the session and its queued message are gone
+    finally:
+        sub.close()
+
+
+def test_without_mosquitto_the_default_is_amqtt_and_asking_for_mosquitto_fails_naming_the_script(
+        monkeypatch, tmp_path):
+    import mqtt_fixture
+
+    monkeypatch.setattr(mqtt_fixture, "mosquitto_binary", lambda: None)
+    assert mqtt_fixture.MqttBroker(tmp_path / "a").kind == "amqtt"
+    with pytest.raises(pytest.fail.Exception) as err:
+        mqtt_fixture.MqttBroker(tmp_path / "m", "mosquitto")
+    assert str(err.value) == ("a mosquitto broker needs Mosquitto, which is not installed: run "
+                              "tools/ensure-mosquitto (make test does)")

@@ -11,6 +11,7 @@ import hmac
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -179,6 +180,19 @@ def test_the_signature_fails_with_a_wrong_secret_a_changed_body_or_an_old_timest
     assert not verify_signature(HMAC_SECRET, "v1=abc", request.body)
 
 
+def test_the_verification_snippet_in_the_docs_accepts_and_refuses(rx, make_sink):
+    doc = (Path(__file__).resolve().parent.parent / "docs/bridge/sinks-webhook.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "sinks-webhook.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    make_sink(rx.url, secret_env="S", env={"S": HMAC_SECRET}).send(events(1))
+    (request,) = rx.wait_for(1)
+    header = request.headers[SIGNATURE_HEADER.lower()]
+    assert namespace["verify"](HMAC_SECRET.encode(), header, request.body)
+    assert not namespace["verify"](b"wrong", header, request.body)
+    assert not namespace["verify"](HMAC_SECRET.encode(), header, request.body + b" ")
+
+
 def test_no_signature_header_without_a_secret(rx, make_sink):
     make_sink(rx.url).send(events(1))
     assert SIGNATURE_HEADER.lower() not in rx.wait_for(1)[0].headers
@@ -191,7 +205,8 @@ def test_no_signature_header_without_a_secret(rx, make_sink):
     (429, RETRY_LATER), (503, RETRY_LATER),
     (408, RETRY_BACKOFF), (409, RETRY_BACKOFF), (500, RETRY_BACKOFF), (502, RETRY_BACKOFF), (504, RETRY_BACKOFF),
     (301, RETRY_BACKOFF),
-    (400, REFUSED), (401, REFUSED), (403, REFUSED), (404, REFUSED), (413, REFUSED), (422, REFUSED),
+    (401, RETRY_BACKOFF), (403, RETRY_BACKOFF), (407, RETRY_BACKOFF),
+    (400, REFUSED), (404, REFUSED), (410, REFUSED), (413, REFUSED), (422, REFUSED),
 ])
 def test_status_table(status, action):
     assert status_action(status) == action
@@ -259,6 +274,14 @@ def test_422_parks_the_event_with_the_response_and_the_rest_is_delivered(rx, mak
     assert len(rx.wait_for(3)) == 3
 
 
+def test_the_reason_line_names_the_status_also_when_the_server_sends_no_phrase(rx, make_sink):
+    rx.script(Reply(404, reason=""), Reply(500, reason="Backend Fell Over"), Reply(599, reason=""))
+    sink = make_sink(rx.url)
+    assert sink.send(events(1)).parked[0].reason == "HTTP 404 Not Found"
+    assert sink.send(events(2)).retry.reason == "HTTP 500 Backend Fell Over"
+    assert sink.send(events(2)).retry.reason == "HTTP 599"
+
+
 def test_the_kept_response_is_at_most_4_kib(rx, make_sink):
     rx.script(Reply.refuse(400, b"x" * 100_000, "text/plain"))
     outcome = make_sink(rx.url).send(events(1, 2))
@@ -308,6 +331,24 @@ def test_a_hanging_server_costs_at_most_timeout_s(rx, make_sink):
     assert "no answer" in outcome.retry.reason and "timeout_s=0.5" in outcome.retry.reason
     assert elapsed < 3, f"the send took {elapsed:.1f} s with timeout_s = 0.5 against a 30 s hang"
     assert len(rx.requests) == 1
+
+
+def test_an_answer_trickling_in_byte_by_byte_still_ends_at_timeout_s(rx, make_sink):
+    rx.script(Reply.trickle(0.05))  # ~100 bytes, 5 s in all; each byte well within a per-receive timeout
+    sink = make_sink(rx.url, timeout_s=0.5)
+    started = time.monotonic()
+    outcome = sink.send(events(1))
+    elapsed = time.monotonic() - started
+    assert outcome.done == 0 and outcome.retry.reconnect
+    assert "no answer" in outcome.retry.reason
+    assert elapsed < 3, f"the send took {elapsed:.1f} s with timeout_s = 0.5"
+
+
+def test_a_connection_close_answer_is_read_to_its_end(rx, make_sink):
+    rx.script(Reply(200, b'{"ok":true}', (("Connection", "close"),)), Reply(201, b"", (("Connection", "close"),)))
+    sink = make_sink(rx.url)
+    assert sink.send(events(1, 2, 3)).done == 3
+    assert [r.connection for r in rx.wait_for(3)] == [1, 2, 3]
 
 
 def test_interrupt_cuts_a_wait_short(rx, make_sink):
@@ -440,13 +481,14 @@ def test_no_secret_in_describe_reasons_parked_errors_or_repr(tmp_path, make_sink
     secrets = dict(bearer_token_file="token", secret_env="S", env={"S": HMAC_SECRET})
     texts = []
     with WebhookReceiver() as rx:
-        rx.script(Reply.refuse(401, b'{"error":"who are you"}'), Reply.ok(500), Reply.retry_after(429, 1),
+        rx.script(Reply.refuse(422, b'{"error":"who are you"}'), Reply.refuse(401, b'{"error":"who are you"}'),
+                  Reply.ok(500), Reply.retry_after(429, 1),
                   Reply.hang(5), Reply.dropped())
         sink = make_sink(rx.url, timeout_s=0.3, **secrets)
         batch_sink = make_sink(rx.url, mode="batch", **secrets)
         texts += [sink.describe(), batch_sink.describe(), repr(sink.settings), str(sink.settings),
                   repr(sink_settings(tmp_path, rx.url, secrets["env"], bearer_token_file="token", secret_env="S"))]
-        for _ in range(5):
+        for _ in range(6):
             outcome = sink.send(events(1))
             texts += [p.reason for p in outcome.parked] + [repr(outcome)]
             if outcome.retry is not None:

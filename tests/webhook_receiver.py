@@ -13,7 +13,8 @@ answers with the next ``Reply`` of its script, or with a rule, or with the defau
   ``Retry-After`` as delta-seconds or as an HTTP date; ``Reply.refuse(422, b"...")`` a 4xx with a body.
 - ``Reply.hang(n)``: wait ``n`` seconds before answering (then answer ``status``, 200 unless given); the wait ends
   early when the receiver closes.
-- ``Reply.drop()``: close the connection without answering (after ``hang_s``, if given).
+- ``Reply.dropped()``: close the connection without answering (after ``after_s``, if given).
+- ``Reply.trickle(s)``: answer one byte every ``s`` seconds (a client's timeout must not restart per byte).
 - ``rule``: a callable ``(Request) -> Reply | None`` consulted before the script (e.g. refuse one ``seq``).
 
 Keep-alive is on (HTTP/1.1, every answer has a Content-Length), so a client that keeps its connection sees the
@@ -57,6 +58,8 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     hang_s: float = 0.0    # wait this long before answering (or before dropping)
     drop: bool = False     # close the connection without an answer
+    trickle_s: float = 0.0  # write the answer one byte at a time, this long apart
+    reason: str | None = None  # the reason phrase on the status line (None: the standard one; "" sends none)
 
     @classmethod
     def ok(cls, status: int = 200) -> "Reply":
@@ -78,6 +81,11 @@ class Reply:
     @classmethod
     def hang(cls, seconds: float, then: int = 200) -> "Reply":
         return cls(then, hang_s=seconds)
+
+    @classmethod
+    def trickle(cls, every_s: float, status: int = 200) -> "Reply":
+        """Answer one byte at a time, ``every_s`` apart (a slow-loris answer); ends early when the receiver closes."""
+        return cls(status, b"x" * 64, trickle_s=every_s)
 
     @classmethod
     def dropped(cls, after_s: float = 0.0) -> "Reply":
@@ -163,10 +171,20 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:  # before the answer goes out, so a client that has read it always sees answered_t
             request.answered_t = time.monotonic()
             state.lock.notify_all()
-        self.send_response(reply.status, STATUS_TEXT.get(reply.status))
+        self.send_response(reply.status, reply.reason if reply.reason is not None else STATUS_TEXT.get(reply.status))
         for name, value in reply.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
+        if reply.trickle_s:
+            answer = b"".join(self._headers_buffer) + b"\r\n" + reply.body
+            self._headers_buffer = []
+            for i in range(len(answer)):
+                if state.stopping.wait(reply.trickle_s):
+                    self.close_connection = True
+                    return
+                self.wfile.write(answer[i:i + 1])
+                self.wfile.flush()
+            return
         self.end_headers()
         if reply.body and self.command != "HEAD":
             self.wfile.write(reply.body)

@@ -117,7 +117,8 @@ class SinkContext:
 
 
 class Sink(ABC):
-    """One destination. Built from its settings by ``bridge.sinks.build_sink``; used by one thread only."""
+    """One destination, built by the bridge as ``sink_class(kind)(name, options, context)`` where ``options`` is
+    what ``parse_options`` returned; used by one runner thread only."""
 
     kind: ClassVar[str]
     default_max_batch: ClassVar[int] = 256  # events per send unless the config says max_batch

@@ -41,10 +41,12 @@ SESSION_EXPIRY_MAX = 0xFFFFFFFF      # MQTT 5: the session never expires
 RECEIVE_MAXIMUM_MAX = 65535          # MQTT 5 §3.2.2.3.3: the most a broker can allow in flight
 PUMP_SLICE_S = 0.05                  # longest single select(): how soon interrupt() is noticed
 
-# PUBACK reason codes (MQTT 5 §3.4.2.1) that refuse this one message for good. The event is parked as a dead
-# letter (visible in `tillwire outbox`, re-drivable); every other code ≥ 0x80 is retried after a reconnect.
+# PUBACK reason codes (MQTT 5 §3.4.2.1) that refuse this one message for good: the event is parked as a dead
+# letter (visible in `tillwire outbox`, re-drivable) and the next one goes out. Every other code ≥ 0x80 is
+# retried after a reconnect — including 0x87 Not authorized: the broker's ACL refuses *our client* a topic,
+# which holds for every event of that type alike; parking would dead-letter the day out of order, so the sink
+# backs off (the sink_down alert tells the operator) until the ACL or the sink's `types` is fixed.
 REFUSED_FOR_GOOD = {
-    0x87: "Not authorized",
     0x90: "Topic Name invalid",
     0x99: "Payload format invalid",
 }
@@ -212,7 +214,7 @@ class MqttSink(Sink):
             left = deadline - time.monotonic()
             if self._lost is not None or left <= 0 or self._interrupted.is_set():
                 why = ("the bridge is stopping" if self._interrupted.is_set() else
-                       f"the connection closed before the CONNACK ({self._lost})" if self._lost else
+                       f"connection lost before the CONNACK ({self._lost})" if self._lost else
                        f"no CONNACK within {timeout_s:g} s")
                 self.close()
                 raise SinkUnavailable(f"cannot connect to {o.url}: {why}")
@@ -271,7 +273,8 @@ class MqttSink(Sink):
                 code = acks[mids[done]]
                 if code >= 0x80:
                     if code not in REFUSED_FOR_GOOD:
-                        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)}")
+                        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)} for "
+                                                        f"{self._topic(batch[done])}")
                     parked.append(Parked(done, None, f"MQTT PUBACK 0x{code:02X} {REFUSED_FOR_GOOD[code]}"))
                 done += 1
             if done == n:
@@ -291,10 +294,14 @@ class MqttSink(Sink):
         """The rest of the batch goes again on a new connection (no stale in-flight state survives)."""
         return Outcome(done, parked=tuple(parked), retry=Retry(reason, reconnect=True))
 
-    def _publish(self, client: paho.Client, ev: Outgoing) -> paho.MQTTMessageInfo:
+    def _topic(self, ev: Outgoing) -> str:
         topic = self._topics.get(ev.type)
         if topic is None:
             topic = self._topics[ev.type] = f"{self._topic_base}/{topic_level(ev.type)}"
+        return topic
+
+    def _publish(self, client: paho.Client, ev: Outgoing) -> paho.MQTTMessageInfo:
+        topic = self._topic(ev)
         if self.v5:
             return client.publish(topic, ev.envelope, qos=1, properties=PublishProperties.binary_mode(ev))
         return client.publish(topic, cloudevents.structured_json(ev), qos=1)
@@ -347,7 +354,7 @@ class MqttSink(Sink):
         self._connected = False
         if self._lost is None:
             from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
-            self._lost = f"the broker disconnected: {reason_code}" if from_broker else "the connection closed"
+            self._lost = f"the broker disconnected: {reason_code}" if from_broker else "closed"
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         if client is self._client:
@@ -362,21 +369,35 @@ class PublishProperties:
     packed here: Content Type (0x03, a UTF-8 string) and one User Property (0x26, a string pair) per attribute.
     """
 
-    __slots__ = ("_packed", "_text")
+    __slots__ = ("_packed", "_content_type", "_user")
 
     CONTENT_TYPE = 0x03
     USER_PROPERTY = 0x26
+    PER_EVENT = frozenset({"id", "time", "seq"})  # the attributes that differ for every event
+    _cache: dict[tuple, bytes] = {}               # packed properties whose value repeats (source, type...)
+    CACHE_MAX = 4096
 
     def __init__(self, content_type: str, user: list[tuple[str, str]]):
-        body = bytearray()
-        body.append(self.CONTENT_TYPE)
-        body += _utf8(content_type)
+        body = bytearray(self._packed_once(self.CONTENT_TYPE, content_type))
         for key, value in user:
-            body.append(self.USER_PROPERTY)
-            body += _utf8(key)
-            body += _utf8(value)
+            if key in self.PER_EVENT:
+                body.append(self.USER_PROPERTY)
+                body += _utf8(key)
+                body += _utf8(value)
+            else:
+                body += self._packed_once(self.USER_PROPERTY, key, value)
         self._packed = _varint(len(body)) + bytes(body)
-        self._text = f"ContentType={content_type}, UserProperty={user}"
+        self._content_type, self._user = content_type, user
+
+    @classmethod
+    def _packed_once(cls, ident: int, *strings: str) -> bytes:
+        key = (ident, *strings)
+        packed = cls._cache.get(key)
+        if packed is None:
+            if len(cls._cache) >= cls.CACHE_MAX:
+                cls._cache.clear()
+            packed = cls._cache[key] = bytes([ident]) + b"".join(_utf8(text) for text in strings)
+        return packed
 
     @classmethod
     def binary_mode(cls, ev: Outgoing) -> "PublishProperties":
@@ -388,8 +409,8 @@ class PublishProperties:
     def pack(self) -> bytes:
         return self._packed
 
-    def __str__(self) -> str:
-        return self._text
+    def __str__(self) -> str:  # paho's debug log only
+        return f"ContentType={self._content_type}, UserProperty={self._user}"
 
     __repr__ = __str__
 

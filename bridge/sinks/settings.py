@@ -163,7 +163,7 @@ def url_without_credentials(t: Table, key: str, schemes: tuple[str, ...]) -> str
     if parts.username is not None or parts.password is not None:
         t.fail("must not carry user:password@; give the credentials as *_file or *_env keys", key)
     if not parts.hostname:
-        t.fail(f"has no host: {url!r}", key)
+        t.fail(f"has no host: {_safe_url(url).split('?')[0]!r}", key)
     del port
     return url
 
@@ -215,7 +215,10 @@ def parse_delivery(t: Table) -> DeliveryClasses:
     return DeliveryClasses(overrides)
 
 
-def parse_sink(t: Table, base: Path, env: Mapping[str, str]) -> SinkSettings:
+def parse_sink(t: Table, base: Path, env: Mapping[str, str], *, options: bool = True) -> SinkSettings:
+    """One ``[[sinks]]`` table. ``options=False`` reads only the common keys and leaves the kind's own (URLs,
+    credentials, TLS files) unread and unchecked: for ``tillwire outbox``, which needs names and kinds only and
+    must work in a shell without the bridge's secrets."""
     from bridge.sinks import KINDS, sink_class
 
     name = t.get("name", str, required=True)
@@ -232,19 +235,24 @@ def parse_sink(t: Table, base: Path, env: Mapping[str, str]) -> SinkSettings:
         if not types or any(not isinstance(p, str) or not valid_pattern(p) for p in types):
             t.fail("must be a non-empty list of event types or patterns like 'payment.*'", "types")
         types = tuple(types)
-    try:
-        cls = sink_class(kind)
-    except ImportError as exc:
-        t.fail(f"needs a module that is not installed ({exc.name}); run `make run` or `pip install -e .`", "kind")
+    if not options:
+        t.read.update(t.data)
+        cls = None
+    else:
+        try:
+            cls = sink_class(kind)
+        except ImportError as exc:
+            t.fail(f"needs a module that is not installed ({exc.name}); run `make run` or `pip install -e .`",
+                   "kind")
     return SinkSettings(
         name=name, kind=kind, classes=classes, types=types,
-        max_batch=int(t.number("max_batch", cls.default_max_batch, 1, 10_000)),
+        max_batch=int(t.number("max_batch", cls.default_max_batch if cls else 256, 1, 10_000)),
         batch_max_events=int(t.number("batch_max_events", 500, 1, 1_000_000)),
         batch_max_age_s=float(t.number("batch_max_age_s", 60, 0, 86_400)),
         backoff_base_s=float(t.number("backoff_base_s", 0.5, 0.001, 3600)),
         backoff_cap_s=float(t.number("backoff_cap_s", 60, 0.001, 86_400)),
         connect_timeout_s=float(t.number("connect_timeout_s", 5, 0.1, 600)),
-        options=cls.parse_options(t, base, env),
+        options=cls.parse_options(t, base, env) if cls else None,
     )
 
 

@@ -8,12 +8,12 @@ so the key is stable). The body is structured-mode JSON (default) or the project
 and the exact body (``verify_signature`` is the receiver's side).
 
 What an answer means (``STATUS_ACTIONS``): 2xx delivered; 429 and 503 retry after ``Retry-After``; 408, 409, other
-5xx, 3xx, timeouts and connection errors retry with the runner's backoff; any other 4xx refuses the event for
-good, and the runner parks it as a dead letter. A batch refused with such a 4xx is sent again one event per
+5xx, 3xx, 401/403/407 (our credentials, not the event), timeouts and connection errors retry with the runner's
+backoff; any other 4xx refuses the event for good, and the runner parks it as a dead letter. A batch refused with such a 4xx is sent again one event per
 request, so that only the events the receiver refuses are parked.
 
-Every wait is bounded: connecting by the runner's ``connect_timeout_s``, a request (send, then the answer's
-status line and headers, then its body) by ``timeout_s`` — each phase gets what is left of it.
+Every wait is bounded: connecting by the runner's ``connect_timeout_s``; a request — sending it, then every
+receive of the answer — by one deadline ``timeout_s`` after it started, even when the answer trickles in.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import re
 import socket
@@ -28,6 +29,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -70,13 +72,21 @@ def status_action(status: int) -> str | None:
         return RETRY_LATER
     if status in (408, 409) or not 400 <= status < 500:
         return RETRY_BACKOFF  # 408, 409, 5xx; also 1xx/3xx, which a webhook must not answer (no redirects)
+    if status in AUTH_FAILURES:
+        # our credentials are refused, not this event: parking would dead-letter the whole day and break its
+        # order; back off instead (the sink_down alert tells the operator) until the token is fixed
+        return RETRY_BACKOFF
     return REFUSED
+
+
+AUTH_FAILURES = (401, 403, 407)
 
 
 STATUS_ACTIONS = {  # the documented table (docs/bridge/sinks-webhook.md), for reference and tests
     "2xx": "delivered",
     "429, 503": "retry after Retry-After (seconds or an HTTP date; absent: the runner's backoff)",
     "408, 409, other 5xx, 1xx, 3xx": "retry with the runner's backoff",
+    "401, 403, 407": "retry with the runner's backoff (the credentials are refused, not the event)",
     "other 4xx": "dead letter (single mode: that event; batch mode: the batch is sent again one by one)",
 }
 
@@ -385,12 +395,11 @@ class WebhookSink(Sink):
         phase = "sending the request"
         try:
             _budget(conn, deadline)
-            conn.request("POST", self.options.target, body, headers)
+            conn.request("POST", self.options.target, body, headers)  # sendall: bounded as a whole
             phase = "waiting for the answer"
-            _budget(conn, deadline)
+            conn.response_class = _deadline_response(deadline)
             response = conn.getresponse()
             phase = "reading the answer"
-            _budget(conn, deadline)
             status, reason = response.status, _one_line(response.reason or "")[:100]
             retry_after = response.getheader("Retry-After")
             kept = response.read(RESPONSE_DRAIN)
@@ -412,13 +421,54 @@ class WebhookSink(Sink):
 
 
 def _budget(conn: http.client.HTTPConnection, deadline: float) -> None:
-    """Give the socket what is left of the request's timeout (each blocking call waits at most that long)."""
+    """Give the socket what is left of the request's timeout."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise socket.timeout("timeout_s used up")
     if conn.sock is not None:
         conn.sock.settimeout(left)
     conn.timeout = left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reader for one answer: before every receive the socket gets what is left until the deadline,
+    so an answer trickling in byte by byte still ends at the deadline (a plain socket timeout restarts per byte)."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+        self._raw = sock.makefile("rb", buffering=0)  # keeps http.client's reference counting of the socket
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timeout_s used up")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What ``HTTPResponse`` is given instead of the socket: it only calls ``makefile("rb")``."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+def _deadline_response(deadline: float):
+    def response(sock, *args, **kwargs) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_DeadlineSocket(sock, deadline), *args, **kwargs)
+    return response
 
 
 def _parked(index: int, answer: _Answer) -> Parked:
@@ -431,7 +481,14 @@ def _retry(answer: _Answer, action: str) -> Retry:
 
 
 def _status_line(answer: _Answer) -> str:
-    return f"HTTP {answer.status} {answer.reason}".rstrip()
+    """``HTTP 422 Unprocessable Entity``: the server's reason phrase, or the standard one when it sent none."""
+    reason = answer.reason
+    if not reason:
+        try:
+            reason = HTTPStatus(answer.status).phrase
+        except ValueError:
+            reason = ""
+    return f"HTTP {answer.status} {reason}".rstrip()
 
 
 def _host_port(host: str, port: int) -> str:
