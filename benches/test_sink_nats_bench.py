@@ -87,6 +87,7 @@ name = "{name}"
 kind = "nats"
 url = "{url}"
 stream = "{stream}"
+subject_prefix = "{name}"
 max_batch = 2000
 batch_max_age_s = 0
 connect_timeout_s = 5
@@ -125,7 +126,7 @@ def server(request):
 def test_sustained_delivery_outbox_to_jetstream(measure, results, server, tmp_path):
     rounds = 1 if results.quick else 7
     n = SUSTAINED_QUICK if results.quick else SUSTAINED_FULL
-    names = tuple(f"r{i}" for i in range(rounds + 1))    # a fresh cursor and stream per round (+1 warm-up)
+    names = tuple(f"r{i}" for i in range(rounds + 1))    # a fresh cursor, stream and subjects per round (+1 warm-up)
     outbox = tmp_path / "outbox.sqlite"
     nbytes = fill_outbox(outbox, n, names)
     todo = list(names)

