@@ -491,6 +491,17 @@ class Run:
             self.consumer.accounting.produced(self.produced())
             return self.consumer.accounting.complete()
 
+    def wait_flowing(self, events: int = 100, timeout: float = 20.0) -> None:
+        """Wait until the consumer has received ``events`` events: the sink is connected and delivering (a fault
+        injected before that would only hit the sink's first connect)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.consumer.lock:
+                if self.consumer.accounting.report().delivered >= events:
+                    return
+            time.sleep(0.02)
+        raise AssertionError(f"fewer than {events} events reached the consumer within {timeout} s")
+
     def wait_delivered(self, timeout: float = DELIVERY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ def test_sigkill_while_publishing(bus):
     pick = random.Random(f"sigkill-{bus.kind}")
     with Run(bus, rate=2000, burst=20) as run:
         run.start()
+        run.wait_flowing()
         for _ in range(CYCLES):
             run.wait_capturing(more_than=run.produced_count() + pick.randrange(50, 600))
             run.kill_bridge()
