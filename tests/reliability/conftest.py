@@ -29,6 +29,16 @@ def mqtt_bus(tmp_path):
 
 
 @pytest.fixture
+def mqtt311_bus(tmp_path):
+    """MQTT 3.1.1 (structured JSON payloads) on the same broker kind."""
+    broker = MqttBroker(tmp_path / "mqtt311")
+    try:
+        yield MqttBus(broker.start(), protocol="3.1.1")
+    finally:
+        broker.close()
+
+
+@pytest.fixture
 def webhook_bus():
     with WebhookReceiver() as receiver:
         yield WebhookBus(receiver)

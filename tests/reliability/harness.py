@@ -376,17 +376,22 @@ class NatsBus(Bus):
 class MqttBus(Bus):
     kind = "mqtt"
 
+    def __init__(self, broker, protocol: str | None = None):
+        super().__init__(broker)
+        self.protocol = protocol or broker.protocols[0]
+        if self.protocol != "5":
+            self.kind = "mqtt311"
+
     @property
     def keeps_sessions(self) -> bool:
         return self.broker.kind == "mosquitto"   # amqtt (the fallback) keeps nothing across a restart
 
     def sink(self, **keys) -> str:
         keys.pop("duplicate_window_s", None)   # a NATS notion; MQTT brokers do not de-duplicate at all
-        return sink_toml("mqtt", "mqtt://{proxy}", **{"protocol": self.broker.protocols[0], "ack_timeout_s": 1,
-                                                       **keys})
+        return sink_toml("mqtt", "mqtt://{proxy}", **{"protocol": self.protocol, "ack_timeout_s": 1, **keys})
 
     def consumer(self, ledger: Ledger) -> Consumer:
-        return MqttConsumer(self.broker, ledger)
+        return MqttConsumer(self.broker, ledger, self.protocol)
 
 
 class WebhookBus(Bus):
@@ -517,12 +522,12 @@ class Run:
                              f"consumer errors {self.consumer.errors[-3:]}")
 
     def finish(self, name: str, *, recovered_from: float | None = None,
-               backlog: dict[str, int] | None = None) -> Report:
+               backlog: dict[str, int] | None = None, timeout: float = DELIVERY_TIMEOUT_S) -> Report:
         """Stop the till, let the bridge deliver the rest, and account."""
         self.feeder.stop()
         if self.proc is None:
             self.start_bridge()
-        self.wait_delivered()
+        self.wait_delivered(timeout)
         self.stop_bridge()
         with self.consumer.lock:
             self.consumer.accounting.produced(self.produced())
