@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from bridge.consumer import Accounting, Ledger, Report, from_mqtt, from_nats, from_webhook
+from bridge.consumer import Accounting, Ledger, NotAnEvent, Report, from_mqtt, from_nats, from_webhook
 from bridge_helpers import free_port, high_water, start_bridge, write_config
 from faultproxy import FaultProxy
 
@@ -122,7 +122,8 @@ class Consumer:
     def __init__(self, ledger: Ledger):
         self.accounting = Accounting(ledger)
         self.lock = threading.Lock()
-        self.errors: list[str] = []
+        self.errors: list[str] = []          # transport trouble, for the message of a run that times out
+        self.undecodable: list[str] = []     # messages that were not tillwire events: a run with any fails
         self._queue: list[tuple[str, int, float]] = []
         self._queued = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -222,8 +223,15 @@ class NatsConsumer(Consumer):
                         await asyncio.sleep(0.1)
                     continue
                 now = time.monotonic()
-                envs = [from_nats(m.headers, m.data) for m in msgs]
-                self.arrived_batch([(env["src"], env["seq"], now) for env in envs])
+                arrivals = []
+                for m in msgs:
+                    try:
+                        env = from_nats(m.headers, m.data)
+                    except NotAnEvent as exc:
+                        self.undecodable.append(str(exc))
+                        continue
+                    arrivals.append((env["src"], env["seq"], now))
+                self.arrived_batch(arrivals)
                 if msgs:   # acknowledged to the stream (up to the last) only once the ledger committed
                     await msgs[-1].ack()
         finally:
@@ -243,7 +251,6 @@ class MqttConsumer(Consumer):
 
         self.broker = broker
         self.v5 = (protocol or broker.protocols[0]) == "5"
-        self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.sessions_lost = 0
         self._connects = 0
@@ -294,7 +301,11 @@ class MqttConsumer(Consumer):
     def _on_message(self, client, userdata, msg):
         props = getattr(msg, "properties", None)
         user = list(getattr(props, "UserProperty", []) or []) if props is not None else []
-        env = from_mqtt(bytes(msg.payload), user)
+        try:
+            env = from_mqtt(bytes(msg.payload), user)
+        except NotAnEvent as exc:
+            self.undecodable.append(str(exc))
+            return
         self.arrived(env["src"], env["seq"])
 
 
@@ -326,7 +337,12 @@ class WebhookConsumer(Consumer):
                     break  # not answered yet: look again
                 self._seen += 1
                 if req.reply is not None and 200 <= req.reply.status < 300 and not req.reply.drop:
-                    for env in from_webhook(req.body, req.content_type, req.headers):
+                    try:
+                        envs = from_webhook(req.body, req.content_type, req.headers)
+                    except NotAnEvent as exc:
+                        self.undecodable.append(str(exc))
+                        continue
+                    for env in envs:
                         self.arrived(env["src"], env["seq"])
 
 
@@ -540,6 +556,7 @@ class Run:
                 f.write(line + "\n")
         for err in self.bridge_errors:
             assert "Traceback" not in err, err[-3000:]
+        assert not self.consumer.undecodable, self.consumer.undecodable[:3]
         return report
 
     def close(self) -> None:
