@@ -5,12 +5,13 @@ goodbye) and starts it again; the sink resumes from its durable cursor and re-se
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
 from reliability.harness import LONG, Run
 
-CYCLES = 40 if LONG else 5
+CYCLES = int(os.environ.get("TILLWIRE_RELIABILITY_CYCLES", 40 if LONG else 5))
 
 
 def test_sigkill_while_publishing(bus):
