@@ -68,7 +68,9 @@ class _Source:
 
 
 class Ledger:
-    """``accept(src, seq)`` → ``Verdict``; ``gaps()``; durable when backed by a file or your connection."""
+    """``accept(src, seq)`` → ``Verdict``; ``gaps()``; durable when backed by a file or your connection.
+
+    One ledger serves one thread at a time (like an SQLite connection): share it between threads behind a lock."""
 
     def __init__(self, conn: sqlite3.Connection, *, own: bool = False):
         self._db = conn

@@ -59,7 +59,8 @@ def test_acks_dropped_after_the_broker_stored(bus):
 
 
 def test_network_faults_during_publishing(bus):
-    """Latency, a cut mid-frame, a blackhole and a vanished host, one after the other."""
+    """Latency, a cut mid-frame, a reset, a blackhole and a vanished host, one after the other (the reset waits
+    for delivery to resume after the cuts, so that the RST hits a live connection)."""
     with Run(bus, rate=500, burst=5) as run:
         run.start()
         proxy = run.proxy
@@ -74,6 +75,11 @@ def test_network_faults_during_publishing(bus):
             wait_for(lambda: proxy.stats().resets >= cuts + 2, timeout=15, what="two connections cut mid-frame")
             proxy.clear()
 
+            run.wait_flowing(run.consumer.accounting.report().delivered + 100)   # reconnected after the cuts
+            resets = proxy.stats().resets
+            proxy.reset_peer()                    # RST on the live connection
+            assert proxy.stats().resets > resets
+
             proxy.blackhole()
             run.wait_capturing(more_than=run.produced_count() + 300)
             proxy.clear()
@@ -82,7 +88,7 @@ def test_network_faults_during_publishing(bus):
             run.wait_capturing(more_than=run.produced_count() + 300)
             proxy.up()
         up, backlog = time.monotonic(), run.produced()
-        report = run.finish(f"latency+cut+blackhole+down x{ROUNDS} {bus.kind}", recovered_from=up, backlog=backlog)
+        report = run.finish(f"latency+cut+rst+blackhole+down x{ROUNDS} {bus.kind}", recovered_from=up, backlog=backlog)
     assert report.ok, report.line()
 
 
