@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from protocols.events import envelope, pack
 
 SCHEMA_VERSION = 2
+PRUNE_SLICE = 5000  # rows deleted per transaction by prune()
 
 _SCHEMA = """
 CREATE TABLE events (
@@ -47,7 +48,7 @@ CREATE TABLE cursors (
 """ + ";"
 
 # version 2: events a sink's destination refused for good (a webhook's 4xx), kept with the response until an
-# operator re-drives them (`tillwire outbox redrive`) or they are deleted; docs/bridge/sinks.md §5
+# operator re-drives them (`tillwire outbox redrive`) or deletes them (`tillwire outbox drop`); docs/bridge/sinks.md §5
 _SCHEMA_V2 = """
 CREATE TABLE dead_letters (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -295,8 +296,16 @@ class Outbox:
         else:  # no acknowledging sink (only the embedded feed reads): retention alone decides
             floor = self._db.execute("SELECT max(rowid) FROM events").fetchone()[0]
         cutoff = now_ns - int(self.retention_s * 1e9)
-        cur = self._db.execute("DELETE FROM events WHERE rowid <= ? AND captured <= ?", (floor or 0, cutoff))
-        return cur.rowcount
+        # in slices, each its own short transaction: after a long outage millions of rows go, and one statement
+        # would hold the write lock (sinks' cursor commits, the CLI) for seconds
+        deleted = 0
+        while True:
+            cur = self._db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE rowid <= ? AND captured <= ? "
+                "ORDER BY rowid LIMIT ?)", (floor or 0, cutoff, PRUNE_SLICE))
+            deleted += cur.rowcount
+            if cur.rowcount < PRUNE_SLICE:
+                return deleted
 
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:

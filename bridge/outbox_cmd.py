@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ EPILOG = """examples:
   tillwire outbox --config examples/demo.toml                    # sinks: cursor, pending, age, dead letters
   tillwire outbox --config shop.toml dead-letters --sink backoffice
   tillwire outbox --config shop.toml redrive --sink backoffice --all
+  tillwire outbox --config shop.toml drop --sink backoffice --id 7   # delete a dead letter for good
   tillwire outbox --outbox var/outbox.sqlite --json              # without a config file"""
 
 
@@ -59,7 +61,7 @@ def cmd_outbox(args: argparse.Namespace, fail) -> int:
     if err is not None:
         return err
     action = args.action or "status"
-    db, err = _open(path, readonly=action != "redrive", fail=fail)
+    db, err = _open(path, readonly=action not in ("redrive", "drop"), fail=fail)
     if err is not None:
         return err
     try:
@@ -68,6 +70,8 @@ def cmd_outbox(args: argparse.Namespace, fail) -> int:
         if action == "dead-letters":
             return _dead(db, args)
         return _redrive(db, cfg, args, fail)
+    except sqlite3.OperationalError as exc:  # e.g. "database is locked" for longer than the busy timeout
+        return fail(f"outbox {path}: {exc}; try again (the bridge may be pruning)")
     finally:
         db.close()
 
@@ -131,24 +135,30 @@ def _dead(db, args) -> int:
 
 
 def _redrive(db, cfg, args, fail) -> int:
-    from bridge.sinks.store import request_redrive
+    """``redrive`` flags dead letters for the running bridge to send again; ``drop`` deletes them for good."""
+    from bridge.sinks.store import drop_dead_letters, request_redrive
 
+    verb = args.action
     if not args.all and not args.id:
-        return fail("redrive needs --all or one or more --id N (see `tillwire outbox dead-letters`)")
-    known = {r[0] for r in db.execute("SELECT DISTINCT sink FROM dead_letters")}
-    if cfg is not None and args.sink not in {s.name for s in cfg.sinks}:
+        return fail(f"{verb} needs --all or one or more --id N (see `tillwire outbox dead-letters`)")
+    if cfg is not None and verb == "redrive" and args.sink not in {s.name for s in cfg.sinks}:
         return fail(f"sink {args.sink!r} is not in {cfg.path}; configured sinks: "
                     f"{', '.join(s.name for s in cfg.sinks) or 'none'}")
+    known = {r[0] for r in db.execute("SELECT DISTINCT sink FROM dead_letters")}
     if args.sink not in known:
         sys.stdout.write(f"no dead letters for sink {args.sink}\n")
         return 0
-    count = request_redrive(db, args.sink, None if args.all else args.id)
-    if args.id and count < len(args.id):
-        missing = [i for i in args.id if db.execute("SELECT 1 FROM dead_letters WHERE id = ? AND sink = ?",
+    ids = None if args.all else args.id
+    missing = [i for i in (ids or []) if db.execute("SELECT 1 FROM dead_letters WHERE id = ? AND sink = ?",
                                                      (i, args.sink)).fetchone() is None]
-        if missing:
-            return fail(f"no dead letter {', '.join('#' + str(m) for m in missing)} for sink {args.sink}; "
-                        f"{count} others queued")
+    if missing:
+        return fail(f"no dead letter {', '.join('#' + str(m) for m in missing)} for sink {args.sink}; nothing "
+                    f"changed")
+    if verb == "drop":
+        count = drop_dead_letters(db, args.sink, ids)
+        sys.stdout.write(f"{count} dead letter(s) of sink {args.sink} deleted\n")
+        return 0
+    count = request_redrive(db, args.sink, ids)
     sys.stdout.write(f"{count} dead letter(s) of sink {args.sink} queued for redrive; the running bridge sends "
                      f"them within a few seconds (or at its next start)\n")
     return 0
@@ -176,4 +186,9 @@ def add_parser(sub, fail) -> None:
     rd.add_argument("--id", type=int, action="append", default=[], metavar="N", help="a dead letter's id "
                     "(repeatable)")
     rd.add_argument("--all", action="store_true", help="every dead letter of the sink")
+    dr = actions.add_parser("drop", help="delete dead letters for good (after they were dealt with elsewhere)")
+    dr.add_argument("--sink", required=True, help="the sink whose dead letters to delete")
+    dr.add_argument("--id", type=int, action="append", default=[], metavar="N", help="a dead letter's id "
+                    "(repeatable)")
+    dr.add_argument("--all", action="store_true", help="every dead letter of the sink")
     p.set_defaults(func=lambda a: cmd_outbox(a, fail))

@@ -153,10 +153,16 @@ class Bridge:
         from bridge.sinks.runner import SinkRunner
         from bridge.sinks.settings import context_for
 
+        from bridge.sinks.base import SinkConfigError
+
         cfg = self.config
         for s in cfg.sinks:
-            sink = sink_class(s.kind)(s.name, s.options, context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
-            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log)
+            try:
+                sink = sink_class(s.kind)(s.name, s.options,
+                                          context_for(cfg.site, cfg.till, cfg.source_prefix, s.options))
+            except SinkConfigError as exc:  # e.g. a site or till name that cannot be part of a NATS subject
+                raise StartError(f"{cfg.path}: sinks: {s.name}: {exc}") from None
+            runner = SinkRunner(str(cfg.outbox), s, sink, cfg.delivery, log=self.log, max_bytes=cfg.outbox_max_bytes)
             runner.start()
             self.sink_runners.append(runner)
 
@@ -256,8 +262,15 @@ class Bridge:
         drain = self.config.sink_drain_s
         for r in self.sink_runners:
             r.stop(drain)
+        # one deadline for all of them: N sinks stuck in a send cost drain + 5 s together, not N times that
+        deadline = time.monotonic() + drain
         for r in self.sink_runners:
-            if not r.join(drain + 5.0):
+            r.join(max(0.0, deadline - time.monotonic()))
+        for r in self.sink_runners:
+            r.halt()
+        deadline = time.monotonic() + 5.0
+        for r in self.sink_runners:
+            if not r.join(max(0.0, deadline - time.monotonic())):
                 self.log(f"sink {r.name}: did not stop; its pending events stay in the outbox for the next start")
 
     # ---------------------------------------------------------------- the capture thread
@@ -373,11 +386,11 @@ class Bridge:
             self._slice = min(APPEND_SLICE, self._slice * 2)
             self.totals.stored += len(batch)
             self.totals.commits += 1
+            for runner in self.sink_runners:  # each committed slice, also when a later one does not fit
+                runner.wake()
             if self.on_stored is not None:
                 self.on_stored(batch, keys)
         self._pending_bytes = 0
-        for runner in self.sink_runners:
-            runner.wake()
         if self.feed_server is not None:
             self.feed_server.notify()
         self._recovered(time.time_ns())

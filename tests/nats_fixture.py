@@ -121,6 +121,7 @@ class NatsServer:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)   # a paused server must run to act on SIGTERM
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -136,6 +137,14 @@ class NatsServer:
             self.proc.kill()
         self.proc.wait(STOP_TIMEOUT_S)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing (a hung broker)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        self.proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:
@@ -223,3 +232,61 @@ def stream_config(url: str, stream: str, **connect_options):
         finally:
             await nc.close()
     return asyncio.run(go())
+
+
+# ---------------------------------------------------------------- decentralised auth (JWT + creds files)
+
+
+@dataclass(frozen=True)
+class OperatorSetup:
+    """A server config for operator mode (memory resolver) and a user's creds file for it."""
+
+    server_config: str   # pass as NatsServer(extra_config=...)
+    creds: str           # the text of a .creds file (user JWT + user nkey seed)
+    user_seed: str
+
+
+def operator_setup(account_name: str = "tills", user_name: str = "till-3") -> OperatorSetup:
+    """An operator, a system account, an account with JetStream and one user, signed as nats-server expects
+    (JWT header ``ed25519-nkey``, claims issued operator → account → user). Needs the ``nkeys`` package."""
+    import base64
+    import hashlib
+    import os
+
+    import nkeys
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def keypair(prefix: int):
+        seed = nkeys.encode_seed(os.urandom(32), prefix)
+        pair = nkeys.from_seed(bytearray(seed))
+        return seed.decode(), pair, pair.public_key.decode()
+
+    def jwt(signer, issuer: str, subject: str, name: str, claims: dict) -> str:
+        body = {"jti": "", "iat": int(time.time()), "iss": issuer, "name": name, "sub": subject, "nats": claims}
+        body["jti"] = base64.b32encode(hashlib.sha256(json.dumps(body, separators=(",", ":")).encode())
+                                       .digest()).decode().rstrip("=")
+        signing_input = f"{b64(json.dumps({'typ': 'JWT', 'alg': 'ed25519-nkey'}).encode())}." \
+                        f"{b64(json.dumps(body, separators=(',', ':')).encode())}"
+        return f"{signing_input}.{b64(signer.sign(signing_input.encode()))}"
+
+    _, operator, operator_pub = keypair(nkeys.PREFIX_BYTE_OPERATOR)
+    _, _, system_pub = keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    _, account, account_pub = keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    user_seed, _, user_pub = keypair(nkeys.PREFIX_BYTE_USER)
+    unlimited = {"subs": -1, "conn": -1, "leaf": -1, "imports": -1, "exports": -1, "data": -1, "payload": -1,
+                 "wildcards": True}
+    operator_jwt = jwt(operator, operator_pub, operator_pub, "tillwire-test", {"type": "operator", "version": 2})
+    system_jwt = jwt(operator, operator_pub, system_pub, "SYS",
+                     {"limits": unlimited, "type": "account", "version": 2})
+    account_jwt = jwt(operator, operator_pub, account_pub, account_name,
+                      {"limits": {**unlimited, "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1},
+                       "type": "account", "version": 2})
+    user_jwt = jwt(account, account_pub, user_pub, user_name,
+                   {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2})
+    config = (f"operator: {operator_jwt}\nsystem_account: {system_pub}\nresolver: MEMORY\n"
+              f"resolver_preload: {{\n  {account_pub}: {account_jwt}\n  {system_pub}: {system_jwt}\n}}\n")
+    creds = (f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+             f"-----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n")
+    return OperatorSetup(config, creds, user_seed)

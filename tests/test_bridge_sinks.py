@@ -136,7 +136,7 @@ def test_dead_letters_listed_and_queued_for_redrive_by_the_cli(tmp_path):
     bad = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice")
     assert bad.returncode == 2 and "needs --all or one or more --id" in bad.stderr
     missing = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice", "--id", "9")
-    assert missing.returncode == 2 and "no dead letter #9" in missing.stderr
+    assert missing.returncode == 2 and "no dead letter #9" in missing.stderr and "nothing changed" in missing.stderr
     ok = tillwire("outbox", "--outbox", str(path), "redrive", "--sink", "backoffice", "--id", "1")
     assert ok.returncode == 0 and "1 dead letter(s) of sink backoffice queued" in ok.stdout
     assert "[redrive queued]" in tillwire("outbox", "--outbox", str(path), "dead-letters").stdout
@@ -183,3 +183,21 @@ def test_a_failing_sink_raises_sink_down_and_clears_it_when_it_delivers(tmp_path
     assert "sink archive" in err  # the failure and the recovery are on stderr
     scans = [e for e in file_events(tmp_path / "files") if e["type"] == "scanner.data"]
     assert len(scans) == 3
+
+
+def test_dead_letters_can_be_dropped(tmp_path):
+    path = tmp_path / "o.sqlite"
+    with Outbox.open(path, sinks=("backoffice",)) as box:
+        box.append([(PREFIX + "terminal", "payment.result", {"approved": True}, i) for i in range(3)])
+        rows_ = box.pending("backoffice", 3)
+    store = SinkStore(str(path), "backoffice")
+    evs = [Outgoing(r.rowid, r.src, r.seq, "payment.result", 1, r.envelope, "realtime") for r in rows_]
+    store.commit(rows_[-1].rowid, [(ev, Parked(0, 422, "HTTP 422", b"")) for ev in evs])
+    store.close()
+    one = tillwire("outbox", "--outbox", str(path), "drop", "--sink", "backoffice", "--id", "2")
+    assert one.returncode == 0 and "1 dead letter(s) of sink backoffice deleted" in one.stdout
+    listing = tillwire("outbox", "--outbox", str(path), "dead-letters").stdout
+    assert "#1 " in listing and "#2 " not in listing and "#3 " in listing
+    rest = tillwire("outbox", "--outbox", str(path), "drop", "--sink", "backoffice", "--all")
+    assert "2 dead letter(s) of sink backoffice deleted" in rest.stdout
+    assert tillwire("outbox", "--outbox", str(path), "dead-letters").stdout == "no dead letters\n"

@@ -151,3 +151,25 @@ def test_names_and_kinds_without_secrets_for_tillwire_outbox(tmp_path, monkeypat
     r = subprocess.run([sys.executable, "-m", "bridge.cli", "outbox", "--config", str(cfg(tmp_path, text))],
                        capture_output=True, text=True, timeout=60)
     assert "no outbox at" in r.stderr  # it got past the config without the password
+
+
+def test_a_secret_must_be_one_line(tmp_path):
+    from bridge.sinks.settings import read_secret
+
+    (tmp_path / "tok").write_text("part-one-secret\npart-two-secret\n")
+    with pytest.raises(ConfigError) as exc:
+        read_secret(_T({"token_file": "tok"}).t, "token", tmp_path, {})
+    assert "must be one line" in str(exc.value) and "part-" not in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        read_secret(_T({"token_env": "T"}).t, "token", tmp_path, {"T": "abc\x07def"})
+    assert "control character" in str(exc.value) and "abc" not in str(exc.value)
+
+
+def test_a_site_that_cannot_be_a_nats_subject_token_stops_the_start_in_one_line(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(HEAD.replace("pos://store-1/till-3/", "pos://store.1/till-3/") +
+                 '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:1"\n')
+    r = subprocess.run([sys.executable, "-m", "bridge.cli", "run", "--config", str(p)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert "sinks: bus:" in r.stderr and "store.1" in r.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -344,13 +343,13 @@ def test_a_connection_lost_between_batches_asks_for_a_reconnect(nats_server, con
 
 def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, connected):
     sink = connected("ack_timeout_s = 0.3")
-    os.kill(nats_server.proc.pid, signal.SIGSTOP)
+    nats_server.pause()
     try:
         started = time.monotonic()
         outcome = sink.send(events(5))
         elapsed = time.monotonic() - started
     finally:
-        os.kill(nats_server.proc.pid, signal.SIGCONT)
+        nats_server.resume()
     assert elapsed < 3
     assert outcome.done == 0 and outcome.retry.reconnect
     assert outcome.retry.reason == f"no PubAck for {PREFIX}scanner:1 within 0.3 s"
@@ -358,7 +357,7 @@ def test_a_stalled_server_ends_the_batch_after_ack_timeout_s(nats_server, connec
 
 def test_interrupt_cuts_a_send_short(nats_server, connected):
     sink = connected("ack_timeout_s = 30")
-    os.kill(nats_server.proc.pid, signal.SIGSTOP)
+    nats_server.pause()
     try:
         result = {}
         sender = threading.Thread(target=lambda: result.setdefault("outcome", sink.send(events(5))))
@@ -371,7 +370,7 @@ def test_interrupt_cuts_a_send_short(nats_server, connected):
         sender.join(5)
         assert not sender.is_alive() and time.monotonic() - started < 2
     finally:
-        os.kill(nats_server.proc.pid, signal.SIGCONT)
+        nats_server.resume()
     outcome = result["outcome"]
     assert outcome.done == 0 and outcome.retry.reason == "interrupted" and outcome.retry.reconnect
 
@@ -461,3 +460,27 @@ def test_the_leaf_node_example_config_parses():
     assert result.returncode == 0, result.stdout + result.stderr
     text = example.read_text()
     assert "sync_interval: always" in text and "domain:" in text and "leafnodes" in text
+
+
+def test_a_creds_file_in_operator_mode(tmp_path):
+    from nats_fixture import operator_setup
+
+    setup = operator_setup()
+    (tmp_path / "till.creds").write_text(setup.creds)
+    stranger = operator_setup()          # signed by another operator: the server does not know its account
+    (tmp_path / "stranger.creds").write_text(stranger.creds)
+    with NatsServer(extra_config=setup.server_config) as server:
+        sink = load_sink(tmp_path, f'url = "{server.url}"\ncreds_file = "till.creds"')
+        try:
+            sink.connect(5)
+            assert sink.send(events(2)).done == 2
+        finally:
+            sink.close()
+        wrong = load_sink(tmp_path, f'url = "{server.url}"\ncreds_file = "stranger.creds"')
+        with pytest.raises(SinkUnavailable) as exc:
+            wrong.connect(5)
+        wrong.close()
+    assert str(exc.value) == (f"{server.url} refused the credentials (creds_file): authorization violation; "
+                              f"check them against the server's accounts")
+    for secret in (stranger.user_seed, setup.user_seed, stranger.creds.splitlines()[1]):
+        assert secret not in str(exc.value)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import nats
+import nats.errors
 import pytest
 
 from nats_fixture import NatsServer, nats_server, read_stream  # noqa: F401  (nats_server is a fixture)
@@ -52,7 +53,7 @@ def test_extra_config_is_applied(tmp_path):
     with NatsServer(extra_config='authorization { user: "u", password: "p" }') as server:
         async def anonymous():
             await nats.connect(server.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
-        with pytest.raises(Exception):
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
             asyncio.run(anonymous())
 
         async def with_password():
@@ -61,3 +62,22 @@ def test_extra_config_is_applied(tmp_path):
             await nc.close()
             return connected
         assert asyncio.run(with_password())
+
+
+def test_pause_hangs_the_server_and_resume_brings_it_back(nats_server):
+    _publish(nats_server.url, "fixture.a", [b"one"])
+    nats_server.pause()
+    try:
+        with socket.create_connection(("127.0.0.1", nats_server.port), timeout=1) as s:
+            s.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                s.recv(1)   # a paused server sends no INFO
+    finally:
+        nats_server.resume()
+    assert [m.data for m in read_stream(nats_server.url, "FIXTURE")] == [b"one"]
+
+
+def test_stop_ends_a_paused_server(nats_server):
+    nats_server.pause()
+    nats_server.stop(timeout_s=5)
+    assert not nats_server.running

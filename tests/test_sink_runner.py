@@ -333,3 +333,109 @@ def test_file_sink_msgpack_format(tmp_path, box):
     (f,) = (tmp_path / "f").iterdir()
     objs = list(msgpack.Unpacker(open(f, "rb"), raw=False))
     assert [o["seq"] for o in objs] == [1, 2, 3] and objs[0]["data"]["data"] == {"label": "0"}
+
+
+def test_a_locked_outbox_pauses_the_runner_and_it_goes_on_afterwards(box, monkeypatch):
+    import sqlite3
+
+    import bridge.sinks.store as store_mod
+
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 100)
+    fill(box, 3)
+    locker = sqlite3.connect(box.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")          # e.g. a long prune after an outage holds the write lock
+    sink = ScriptedSink()
+    r = run(box, sink)
+    wait_for(lambda: r.stats()["retries"] >= 1, what="the runner noticing the lock")
+    assert r.alive and r.stats()["last_error"].startswith("outbox: database is locked")
+    assert r.stats()["failing_since_ns"] is not None   # so the bridge's sink_down alert can fire
+    locker.execute("ROLLBACK")
+    locker.close()
+    wait_for(lambda: caught_up(r, box), what="delivery after the lock")
+    stop(r)
+    assert [e.seq for e in sink.sent[-1][1]] == [1, 2, 3]
+
+
+def test_a_sink_breaking_the_outcome_contract_is_retried_with_backoff_not_spun(box):
+    fill(box, 2)
+    sink = ScriptedSink([lambda b: Outcome(0)] * 3 + [lambda b: Outcome(len(b) + 1)])
+    r = run(box, sink, settings(backoff_base_s=0.02, backoff_cap_s=0.02))
+    wait_for(lambda: caught_up(r, box), what="delivery after invalid outcomes")
+    stop(r)
+    assert len(sink.sent) == 5 and r.stats()["retries"] == 4 and r.alive is False
+    assert "invalid outcome" in r.stats()["last_error"]
+
+
+def test_dead_letters_are_stored_with_secrets_masked(box):
+    fill(box, 1)
+    echo = lambda b: Outcome(1, parked=(Parked(0, 400, "HTTP 400 bad token hunter2-secret",
+                                               b'{"echo": "Authorization: Bearer hunter2-secret"}'),))
+    r = run(box, ScriptedSink([echo]))
+    wait_for(lambda: caught_up(r, box), what="parking")
+    stop(r)
+    db = connect(box.path)
+    (d,) = dead_letters(db)
+    db.close()
+    assert d.reason == "HTTP 400 bad token ***" and d.response == b'{"echo": "Authorization: Bearer ***"}'
+
+
+def test_a_recovered_idle_sink_is_not_reported_down(box):
+    sink = ScriptedSink(connect_failures=1)
+    r = run(box, sink)
+    wait_for(lambda: r.stats()["state"] == "idle", what="idle after one failed connect")
+    st = r.stats()
+    stop(r)
+    assert st["retries"] == 1 and st["failing_since_ns"] is None and st["failures_in_a_row"] == 0
+
+
+def test_one_sink_down_does_not_hold_back_another_but_holds_back_pruning(tmp_path):
+    box = Outbox.open(tmp_path / "o.sqlite", sinks=("up", "down"))
+    fill(box, 20)
+    up = ScriptedSink()
+    down = ScriptedSink(connect_failures=10_000)
+    r1 = run(box, up, settings(name="up"))
+    r2 = run(box, down, settings(name="down", backoff_cap_s=0.05))
+    wait_for(lambda: r1.stats()["delivered"] == 20, what="the healthy sink")
+    assert r2.stats()["delivered"] == 0 and r2.stats()["depth"] == 20
+    assert box.prune() == 0                         # the down sink still needs every row
+    stop(r1)
+    stop(r2)
+    assert box.depth("down") == 20
+    box.close()
+
+
+def test_a_re_added_sink_reports_the_events_pruned_meanwhile(tmp_path):
+    path = tmp_path / "o.sqlite"
+    with Outbox.open(path, sinks=("s",)) as b:
+        fill(b, 5)
+        b.ack("s", 2)
+    with Outbox.open(path, sinks=()) as b:          # the sink is removed from the config; retention 0 prunes
+        b.prune()
+        fill(b, 2)
+    box = Outbox.open(path, sinks=("s",))
+    logged = []
+    sink = ScriptedSink()
+    r = SinkRunner(box.path, settings(), sink, DeliveryClasses(), log=logged.append)
+    r.start()
+    wait_for(lambda: caught_up(r, box), what="delivery")
+    stop(r)
+    box.close()
+    assert [e.seq for _, b in sink.sent for e in b] == [6, 7]
+    assert r.stats()["pruned_before_start"] == 3
+    assert any("3 events were pruned while this sink was not configured" in line for line in logged)
+
+
+def test_dead_letters_respect_the_outbox_size_limit(box):
+    import sqlite3
+
+    from bridge.sinks.store import SinkStore
+
+    fill(box, 1)
+    row = box.pending("s", 1)[0]
+    used = box.used_bytes()
+    store = SinkStore(box.path, "s", max_bytes=used)
+    ev = Outgoing(row.rowid, row.src, row.seq, "scanner.data", 1, row.envelope, "realtime")
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.commit(row.rowid, [(ev, Parked(0, 400, "HTTP 400", b"<html>" + b"x" * 100_000))])
+    assert store.acked() == 0                       # nothing moved: the runner pauses and tries again
+    store.close()

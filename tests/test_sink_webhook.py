@@ -206,7 +206,8 @@ def test_no_signature_header_without_a_secret(rx, make_sink):
     (408, RETRY_BACKOFF), (409, RETRY_BACKOFF), (500, RETRY_BACKOFF), (502, RETRY_BACKOFF), (504, RETRY_BACKOFF),
     (301, RETRY_BACKOFF),
     (401, RETRY_BACKOFF), (403, RETRY_BACKOFF), (407, RETRY_BACKOFF),
-    (400, REFUSED), (404, REFUSED), (410, REFUSED), (413, REFUSED), (422, REFUSED),
+    (404, RETRY_BACKOFF), (405, RETRY_BACKOFF), (410, RETRY_BACKOFF), (415, RETRY_BACKOFF),
+    (400, REFUSED), (406, REFUSED), (413, REFUSED), (422, REFUSED),
 ])
 def test_status_table(status, action):
     assert status_action(status) == action
@@ -275,9 +276,9 @@ def test_422_parks_the_event_with_the_response_and_the_rest_is_delivered(rx, mak
 
 
 def test_the_reason_line_names_the_status_also_when_the_server_sends_no_phrase(rx, make_sink):
-    rx.script(Reply(404, reason=""), Reply(500, reason="Backend Fell Over"), Reply(599, reason=""))
+    rx.script(Reply(422, reason=""), Reply(500, reason="Backend Fell Over"), Reply(599, reason=""))
     sink = make_sink(rx.url)
-    assert sink.send(events(1)).parked[0].reason == "HTTP 404 Not Found"
+    assert sink.send(events(1)).parked[0].reason == "HTTP 422 Unprocessable Entity"
     assert sink.send(events(2)).retry.reason == "HTTP 500 Backend Fell Over"
     assert sink.send(events(2)).retry.reason == "HTTP 599"
 

@@ -22,6 +22,7 @@ then interrupts the sink and ends the thread.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import time
@@ -30,12 +31,14 @@ from collections.abc import Callable
 import msgpack
 
 from bridge.backoff import Backoff
-from bridge.sinks.base import BATCH, REALTIME, Outcome, Outgoing, Retry, Sink, SinkUnavailable
+from bridge.outbox import OutboxError
+from bridge.sinks.base import BATCH, REALTIME, Outcome, Outgoing, Parked, Retry, Sink, SinkUnavailable
 from bridge.sinks.classes import DeliveryClasses
 from bridge.sinks.settings import SinkSettings
 from bridge.sinks.store import PendingRow, SinkStore
 
-READ_AHEAD = 4096          # rows read per look at the outbox
+READ_AHEAD = 4096          # at most this many rows read per look at the outbox
+UNDECODABLE = "undecodable"  # the type given to a dead letter whose stored envelope does not decode
 REDRIVE_EVERY_S = 1.0      # how often flagged dead letters are looked for
 IDLE_POLL_S = 1.0          # without a wake-up, look at the outbox this often anyway (another process may write)
 LOG_REPEAT_S = 60.0        # a failure that goes on is logged again at most this often
@@ -56,8 +59,10 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
 
 class SinkRunner:
     def __init__(self, outbox_path: str, settings: SinkSettings, sink: Sink, classes: DeliveryClasses, *,
-                 log: Callable[[str], None] = _stderr, clock: Callable[[], float] = time.monotonic):
+                 log: Callable[[str], None] = _stderr, clock: Callable[[], float] = time.monotonic,
+                 max_bytes: int | None = None):
         self.path = str(outbox_path)
+        self.max_bytes = max_bytes  # the outbox's size limit, which dead letters respect too
         self.settings = settings
         self.sink = sink
         self.classes = classes
@@ -75,7 +80,7 @@ class SinkRunner:
         self._s = {
             "state": "starting", "connected": False, "delivered": 0, "duplicates": 0, "undecodable": 0, "parked": 0,
             "redriven": 0, "retries": 0, "reconnects": 0, "failures_in_a_row": 0, "failing_since_ns": None, "cursor": 0, "depth": 0,
-            "oldest_age_s": 0.0, "dead_letters": 0, "last_delivery_ns": None, "last_error": None,
+            "oldest_age_s": 0.0, "dead_letters": 0, "pruned_before_start": 0, "last_delivery_ns": None, "last_error": None,
             "last_error_ns": None, "next_attempt_in_s": None, "sends": 0, "send_seconds_sum": 0.0,
         }
         self._send_buckets = [0] * (len(SEND_BUCKETS) + 1)
@@ -99,6 +104,10 @@ class SinkRunner:
         self._wake.set()
         if drain_s <= 0:
             self._halt()
+
+    def halt(self) -> None:
+        """End now: the drain is over (interrupts a blocking send)."""
+        self._halt()
 
     def _halt(self) -> None:
         self._stop.set()
@@ -130,8 +139,9 @@ class SinkRunner:
             out["send_seconds_buckets"] = list(zip((*SEND_BUCKETS, float("inf")), self._send_buckets))
         out["name"], out["kind"] = self.name, self.settings.kind
         out["target"] = mask(self.sink.describe(), self.sink.context.secrets)
-        if self._next_attempt is not None:
-            out["next_attempt_in_s"] = round(max(0.0, self._next_attempt - self._clock()), 3)
+        next_attempt = self._next_attempt  # one read: the runner thread may clear it meanwhile
+        if next_attempt is not None:
+            out["next_attempt_in_s"] = round(max(0.0, next_attempt - self._clock()), 3)
         return out
 
     # ---------------------------------------------------------------- the thread
@@ -155,9 +165,13 @@ class SinkRunner:
         try:
             self._run()
         except Exception as exc:  # a bug here must not pass silently: say so, keep the bridge capturing
-            self._fail_log("stopped", f"internal error: {type(exc).__name__}: {exc}")
-            self._set(state="failed", last_error=mask(f"internal error: {type(exc).__name__}: {exc}",
-                                                      self.sink.context.secrets), last_error_ns=time.time_ns())
+            line = f"sink {self.name}: delivery stopped after an internal error ({type(exc).__name__})"
+            self._fail_log("stopped", line, force=True)
+            now = time.time_ns()
+            with self._lock:  # a dead runner is a down sink: the bridge's sink_down alert must see it
+                if self._s["failing_since_ns"] is None:
+                    self._s["failing_since_ns"] = now
+                self._s.update(state="failed", last_error=line, last_error_ns=now)
         finally:
             try:
                 self.sink.close()
@@ -168,79 +182,122 @@ class SinkRunner:
                     self._set(state="stopped", connected=False)
 
     def _run(self) -> None:
-        self._store = store = SinkStore(self.path, self.name)
+        store = None
+        while store is None:  # the outbox may be locked or briefly unreadable: wait, never give up
+            try:
+                store = SinkStore(self.path, self.name, self.max_bytes)
+            except (OutboxError, sqlite3.Error) as exc:
+                if not self._pause(Retry(f"outbox: {exc}")):
+                    return
+        self._store = store
         cursor = store.acked()
         self._set(cursor=cursor, depth=store.depth(cursor), dead_letters=store.dead_letter_count())
-        connected = False
-        current: list[Outgoing] = []   # the batch being sent, retried as it is until done
-        end_rowid = cursor             # the cursor once ``current`` is done (includes skipped rows after it)
-        next_redrive = 0.0
+        self._report_pruned_gap(store, cursor)
+        self._cursor = cursor
+        self._current: list[Outgoing] = []   # the batch being sent, retried as it is until done
+        self._end_rowid = cursor              # the cursor once it is done (includes skipped rows after it)
+        self._connected = False
+        self._next_redrive = 0.0
         while True:
             if self._stop.is_set():
                 return
             if self._draining() and self._drain_over():
                 return
-            if not connected:
-                self._set(state="connecting")
-                try:
-                    self.sink.connect(self.settings.connect_timeout_s)
-                except SinkUnavailable as exc:
-                    if not self._pause(Retry(str(exc), reconnect=True)):
-                        return
-                    continue
-                connected = True
-                self._set(state="up", connected=True)
-                self._ok_log(f"sink {self.name}: connected to {self.sink.describe()}")
-            now = self._clock()
-            if now >= next_redrive and not current:
-                next_redrive = now + REDRIVE_EVERY_S
-                if store.redrive_requested(1):
-                    connected = self._redrive(store)
-                    continue
-            if not current:
-                self._wake.clear()
-                rows = store.pending(cursor, self._read_ahead)
-                current, end_rowid, wait_s = self._select(rows, cursor)
-                if not current:
-                    if end_rowid > cursor:  # only rows this sink does not take
-                        store.commit(end_rowid)
-                        cursor = end_rowid
-                        self._set(cursor=cursor, depth=store.depth(cursor))
-                        continue
-                    if self._draining() and wait_s is None:
-                        return  # nothing left to send
-                    self._set(state="idle", depth=store.depth(cursor),
-                              oldest_age_s=self._age(store.oldest_captured(cursor)))
-                    self._wake.wait(IDLE_POLL_S if wait_s is None else min(wait_s, IDLE_POLL_S))
-                    continue
-            outcome = self._send(current)
-            done = outcome.done
-            if done:
-                upto = end_rowid if done == len(current) else current[done].rowid - 1
-                parked = [(current[p.index], p) for p in outcome.parked]
-                store.commit(upto, parked)
-                cursor = upto
-                delivered = done - len(parked)
-                self._add(delivered=delivered, duplicates=outcome.duplicates, parked=len(parked),
-                          dead_letters=len(parked))
-                self._set(cursor=cursor, depth=store.depth(cursor), last_delivery_ns=time.time_ns(),
-                          state="up", failures_in_a_row=0, failing_since_ns=None)
-                for ev, p in parked:
-                    self._fail_log("parked", f"sink {self.name}: {ev.key} ({ev.type}) parked as a dead letter: "
-                                             f"{p.reason}", force=True)
-                current = current[done:]
-            if outcome.retry is None:
-                self._backoff.reset()
-                continue
-            if outcome.retry.reconnect:
-                self._close_sink()
-                connected = False
-            if not self._pause(outcome.retry):
-                return
+            try:
+                if not self._turn(store):
+                    return
+            except sqlite3.Error as exc:
+                # a locked or full outbox, an I/O error: the batch in hand stays as it is and is sent again
+                if not self._pause(Retry(f"outbox: {exc}")):
+                    return
+
+    def _turn(self, store: SinkStore) -> bool:
+        """One turn of the loop; False when the runner is to end."""
+        if not self._connected:
+            self._set(state="connecting")
+            try:
+                self.sink.connect(self.settings.connect_timeout_s)
+            except SinkUnavailable as exc:
+                return self._pause(Retry(str(exc), reconnect=True))
+            self._connected = True
+            self._set(state="up", connected=True)
+            self._ok_log(f"sink {self.name}: connected to {self.sink.describe()}")
+        now = self._clock()
+        if now >= self._next_redrive and not self._current:
+            self._next_redrive = now + REDRIVE_EVERY_S
+            if store.redrive_requested(1):
+                return self._redrive(store)
+        if not self._current:
+            self._wake.clear()
+            rows = store.pending(self._cursor, self._read_ahead)
+            self._current, self._end_rowid, wait_s = self._select(rows, self._cursor, store)
+            if not self._current:
+                if self._end_rowid > self._cursor:  # only rows this sink does not take
+                    store.commit(self._end_rowid)
+                    self._cursor = self._end_rowid
+                    self._set(cursor=self._cursor, depth=store.depth(self._cursor))
+                    return True
+                if self._draining() and wait_s is None:
+                    return False  # nothing left to send
+                # nothing waits (or only held batch-class events): whatever failed before is not a "down" sink
+                self._set(state="idle", depth=store.depth(self._cursor), failures_in_a_row=0,
+                          failing_since_ns=None, oldest_age_s=self._age(store.oldest_captured(self._cursor)))
+                self._wake.wait(IDLE_POLL_S if wait_s is None else min(wait_s, IDLE_POLL_S))
+                return True
+        current = self._current
+        outcome = self._checked(self._send(current), len(current))
+        done = outcome.done
+        if done:
+            upto = self._end_rowid if done == len(current) else current[done].rowid - 1
+            parked = [(current[p.index], self._masked(p)) for p in outcome.parked]
+            store.commit(upto, parked)
+            self._cursor = upto
+            self._add(delivered=done - len(parked), duplicates=outcome.duplicates, parked=len(parked),
+                      dead_letters=len(parked))
+            self._set(cursor=upto, depth=store.depth(upto), last_delivery_ns=time.time_ns(),
+                      state="up", failures_in_a_row=0, failing_since_ns=None)
+            for ev, p in parked:
+                self._fail_log("parked", f"sink {self.name}: {ev.key} ({ev.type}) parked as a dead letter: "
+                                         f"{p.reason}", force=True)
+            self._current = current[done:]
+        if outcome.retry is None:
+            self._backoff.reset()
+            return True
+        if outcome.retry.reconnect:
+            self._close_sink()
+            self._connected = False
+        return self._pause(outcome.retry)
+
+    def _checked(self, outcome: Outcome, n: int) -> Outcome:
+        """A sink that breaks the contract (done past the batch; less than all without a Retry) is retried with
+        a reconnect instead of spinning or ending the thread."""
+        if outcome.done > n or (outcome.done < n and outcome.retry is None):
+            return Outcome(0, retry=Retry(f"the {self.settings.kind} sink returned an invalid outcome "
+                                          f"(done={outcome.done} of {n}, no retry)", reconnect=True))
+        return outcome
+
+    def _masked(self, p: Parked) -> Parked:
+        """A dead letter's reason and response with every secret masked: a receiver may echo our headers."""
+        secrets = self.sink.context.secrets
+        response = p.response
+        for secret in secrets:
+            if secret:
+                response = response.replace(secret.encode(), b"***")
+        return Parked(p.index, p.status, mask(p.reason, secrets), response)
+
+    def _report_pruned_gap(self, store: SinkStore, cursor: int) -> None:
+        """A sink that comes back under an old name resumes at its old cursor; rows pruned meanwhile are gone."""
+        first = store.first_rowid()
+        if cursor and first is not None and first > cursor + 1:
+            missed = first - cursor - 1
+            self._log(f"sink {self.name}: {missed} events were pruned while this sink was not configured; it "
+                      f"resumes with the oldest event still in the outbox (row {first})")
+            self._set(pruned_before_start=missed)
 
     # ---------------------------------------------------------------- pieces
 
-    def _select(self, rows: list[PendingRow], cursor: int) -> tuple[list[Outgoing], int, float | None]:
+    def _select(self, rows: list[PendingRow], cursor: int, store: SinkStore
+                ) -> tuple[list[Outgoing], int, float | None]:
         """The next batch from ``rows``: (events to send, cursor after them, seconds to wait when held)."""
         wanted: list[Outgoing] = []
         end = cursor
@@ -251,11 +308,11 @@ class SinkRunner:
         for row in rows:
             ev = _outgoing(row, classes)
             if ev is None:
-                self._fail_log("undecodable", f"sink {self.name}: outbox row {row.rowid} ({row.src}:{row.seq}) "
-                                              f"does not decode as an envelope; not sent (copy the outbox file "
-                                              f"for inspection)", force=True)
-                self._add(undecodable=1)
-            if ev is None or not settings.wants(ev.type, ev.cls):
+                if wanted:  # send what comes before it first; the bad row is dealt with on the next turn
+                    break
+                self._park_undecodable(row, store)
+                return [], row.rowid, None
+            if not settings.wants(ev.type, ev.cls):
                 end = row.rowid
                 skipped += 1
                 continue
@@ -287,8 +344,9 @@ class SinkRunner:
         except SinkUnavailable as exc:
             outcome = Outcome(0, retry=Retry(str(exc), reconnect=True))
         except Exception as exc:  # a sink bug: retry after a reconnect rather than lose the thread
+            # only the exception's type: its text may hold anything the sink had in hand (a header, a token)
             outcome = Outcome(0, retry=Retry(f"internal error in the {self.settings.kind} sink: "
-                                             f"{type(exc).__name__}: {exc}", reconnect=True))
+                                             f"{type(exc).__name__}", reconnect=True))
         dt = time.perf_counter() - t0
         i = 0
         while i < len(SEND_BUCKETS) and dt > SEND_BUCKETS[i]:
@@ -302,7 +360,10 @@ class SinkRunner:
     def _pause(self, retry: Retry) -> bool:
         """Record a failure and wait before the next attempt; False when the runner must end instead."""
         reason = mask(retry.reason, self.sink.context.secrets)
-        wait = retry.after_s if retry.after_s is not None else self._backoff.next()
+        # Retry-After is a lower bound, never shortened; the backoff keeps growing under it, so a storm of
+        # "Retry-After: 0" still backs off
+        backoff = self._backoff.next()
+        wait = backoff if retry.after_s is None else max(retry.after_s, backoff)
         with self._lock:
             self._s["retries"] += 1
             if not self._s["failures_in_a_row"]:
@@ -331,27 +392,40 @@ class SinkRunner:
         finally:
             self._next_attempt = None
 
+    def _park_undecodable(self, row: PendingRow, store: SinkStore) -> None:
+        """An outbox row whose envelope no longer decodes (bit rot past quick_check) is never sent and never
+        silent: it becomes a dead letter (it outlives retention and shows in ``tillwire outbox``) and the cursor
+        moves past it, with the rows before it that this sink does not take."""
+        ev = Outgoing(row.rowid, row.src, row.seq, UNDECODABLE, 0, row.envelope, REALTIME)
+        store.commit(row.rowid, [(ev, Parked(0, None, "the stored envelope does not decode (outbox damage)"))])
+        self._cursor = row.rowid
+        self._add(undecodable=1, parked=1, dead_letters=1)
+        self._fail_log("undecodable", f"sink {self.name}: outbox row {row.rowid} ({row.src}:{row.seq}) does not "
+                                      f"decode as an envelope; parked as a dead letter, not sent", force=True)
+
     def _redrive(self, store: SinkStore) -> bool:
-        """Send the dead letters flagged for re-delivery, one at a time; returns whether still connected."""
+        """Send the dead letters flagged for re-delivery, one at a time; False when the runner is to end."""
         for dl in store.redrive_requested(self.settings.max_batch):
+            if dl.type == UNDECODABLE:
+                store.redriven([], [(dl.id, Parked(0, None, "not re-driven: the stored envelope does not "
+                                                   "decode (outbox damage)"))])
+                continue
             ev = Outgoing(0, dl.src, dl.seq, dl.type, dl.ts, dl.envelope, self.classes(dl.type))
-            outcome = self._send([ev])
+            outcome = self._checked(self._send([ev]), 1)
             if outcome.done:
                 if outcome.parked:
-                    store.redriven([], [(dl.id, outcome.parked[0])])
+                    store.redriven([], [(dl.id, self._masked(outcome.parked[0]))])
                     self._fail_log("parked", f"sink {self.name}: re-driven {dl.key} refused again: "
                                              f"{outcome.parked[0].reason}", force=True)
                 else:
                     store.redriven([dl.id], [])
                     self._add(redriven=1, delivered=1, dead_letters=-1)
+                    self._set(failures_in_a_row=0, failing_since_ns=None, last_delivery_ns=time.time_ns())
                 continue
-            if outcome.retry is not None:
-                if outcome.retry.reconnect:
-                    self._close_sink()
-                    self._pause(outcome.retry)
-                    return False
-                self._pause(outcome.retry)
-                return True
+            if outcome.retry.reconnect:
+                self._close_sink()
+                self._connected = False
+            return self._pause(outcome.retry)
         self._set(dead_letters=store.dead_letter_count())
         return True
 

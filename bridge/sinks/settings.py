@@ -81,15 +81,25 @@ def read_secret(t: Table, key: str, base: Path, env: Mapping[str, str], *, requi
             t.fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}", f"{key}_file")
         if not value:
             t.fail(f"{file} is empty", f"{key}_file")
+        _one_line(t, value, f"{key}_file", str(file))
         return Secret(value, f"file {file}")
     if var is not None:
         value = env.get(var, "")
         if not value:
             t.fail(f"environment variable {var} is not set (or empty)", f"{key}_env")
+        _one_line(t, value, f"{key}_env", f"environment variable {var}")
         return Secret(value, f"environment variable {var}")
     if required:
         t.fail(f"is required: give {key}_file or {key}_env", f"{key}_file")
     return None
+
+
+def _one_line(t: Table, value: str, key: str, where: str) -> None:
+    """A secret goes into headers and handshakes: one line of printable characters (a second line in a token
+    file would otherwise end up, escaped, in an HTTP library's error message)."""
+    if any(not c.isprintable() for c in value):
+        t.fail(f"{where} holds a line break or another control character inside the secret; it must be one "
+               f"line (a trailing newline is fine)", key)
 
 
 def readable_file(t: Table, key: str, base: Path) -> Path | None:

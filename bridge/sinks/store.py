@@ -76,13 +76,16 @@ def connect(path: str, *, readonly: bool = False, synchronous: str = "FULL") -> 
 
 
 class SinkStore:
-    def __init__(self, path: str, sink: str):
+    def __init__(self, path: str, sink: str, max_bytes: int | None = None):
         self.path, self.sink = path, sink
         # NORMAL, not FULL: in WAL mode a commit then survives a process crash but not always a power cut. For a
         # cursor that is the right trade — a cursor move lost to a power cut only sends those events again
         # (at least once, consumers de-duplicate), and one fsync less per batch is most of the runner's cost.
         # Events themselves are written by the capture thread's own FULL connection.
         self._db = connect(path, synchronous="NORMAL")
+        if max_bytes:  # max_page_count is per connection: dead letters must not grow the file past the limit
+            page = self._db.execute("PRAGMA page_size").fetchone()[0]
+            self._db.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
         if self._db.execute("SELECT 1 FROM cursors WHERE sink = ?", (sink,)).fetchone() is None:
             self._db.close()
             raise OutboxConfigError(f"outbox {path} has no cursor for sink {sink!r}; the bridge adds it when the "
@@ -100,6 +103,10 @@ class SinkStore:
         """The last rowid ever captured (0 when none)."""
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return row[0] if row else 0
+
+    def first_rowid(self) -> int | None:
+        """The oldest row still in the outbox (None when it is empty)."""
+        return self._db.execute("SELECT min(rowid) FROM events").fetchone()[0]
 
     def pending(self, after: int, limit: int) -> list[PendingRow]:
         return [PendingRow(*r) for r in self._db.execute(
@@ -193,6 +200,13 @@ def dead_letters(db: sqlite3.Connection, sink: str | None = None, limit: int = 1
     where, args = ("WHERE sink = ?", (sink,)) if sink else ("", ())
     return [DeadLetter(*r[:-1], bool(r[-1])) for r in db.execute(
         f"SELECT {_DL_COLUMNS} FROM dead_letters {where} ORDER BY id LIMIT ?", (*args, limit))]
+
+
+def drop_dead_letters(db: sqlite3.Connection, sink: str, ids: list[int] | None) -> int:
+    """Delete dead letters of ``sink`` for good (all of them with ``ids=None``); returns how many."""
+    if ids is None:
+        return db.execute("DELETE FROM dead_letters WHERE sink = ?", (sink,)).rowcount
+    return db.executemany("DELETE FROM dead_letters WHERE sink = ? AND id = ?", [(sink, i) for i in ids]).rowcount
 
 
 def request_redrive(db: sqlite3.Connection, sink: str, ids: list[int] | None) -> int:

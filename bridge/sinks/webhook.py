@@ -8,8 +8,8 @@ so the key is stable). The body is structured-mode JSON (default) or the project
 and the exact body (``verify_signature`` is the receiver's side).
 
 What an answer means (``STATUS_ACTIONS``): 2xx delivered; 429 and 503 retry after ``Retry-After``; 408, 409, other
-5xx, 3xx, 401/403/407 (our credentials, not the event), timeouts and connection errors retry with the runner's
-backoff; any other 4xx refuses the event for good, and the runner parks it as a dead letter. A batch refused with such a 4xx is sent again one event per
+5xx, 3xx, 401/403/404/405/407/410/415 (our credentials, URL or format, not the event), timeouts and connection
+errors retry with the runner's backoff; any other 4xx refuses the event for good, and the runner parks it as a dead letter. A batch refused with such a 4xx is sent again one event per
 request, so that only the events the receiver refuses are parked.
 
 Every wait is bounded: connecting by the runner's ``connect_timeout_s``; a request — sending it, then every
@@ -72,21 +72,25 @@ def status_action(status: int) -> str | None:
         return RETRY_LATER
     if status in (408, 409) or not 400 <= status < 500:
         return RETRY_BACKOFF  # 408, 409, 5xx; also 1xx/3xx, which a webhook must not answer (no redirects)
-    if status in AUTH_FAILURES:
-        # our credentials are refused, not this event: parking would dead-letter the whole day and break its
-        # order; back off instead (the sink_down alert tells the operator) until the token is fixed
+    if status in DESTINATION_FAILURES:
+        # the receiver refuses our credentials, or the URL/format itself, not this event: parking would
+        # dead-letter the whole day and break its order; back off instead (the sink_down alert tells the
+        # operator) until the destination is fixed
         return RETRY_BACKOFF
     return REFUSED
 
 
-AUTH_FAILURES = (401, 403, 407)
+# 401/403/407: credentials; 404/405/410: the one URL we post to has no such route (a typo, a deploy in
+# progress); 415: the receiver does not take our format. True of every event alike.
+DESTINATION_FAILURES = (401, 403, 404, 405, 407, 410, 415)
 
 
 STATUS_ACTIONS = {  # the documented table (docs/bridge/sinks-webhook.md), for reference and tests
     "2xx": "delivered",
     "429, 503": "retry after Retry-After (seconds or an HTTP date; absent: the runner's backoff)",
     "408, 409, other 5xx, 1xx, 3xx": "retry with the runner's backoff",
-    "401, 403, 407": "retry with the runner's backoff (the credentials are refused, not the event)",
+    "401, 403, 404, 405, 407, 410, 415": "retry with the runner's backoff (the destination refuses our "
+                                         "credentials, URL or format, not the event)",
     "other 4xx": "dead letter (single mode: that event; batch mode: the batch is sent again one by one)",
 }
 
