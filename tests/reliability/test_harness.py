@@ -17,7 +17,8 @@ def test_the_accounting_sees_events_that_never_arrive(nats_bus):
             run.finish("negative control", timeout=2.0)
         run.consumer.accounting.produced(run.produced())
         report = run.consumer.accounting.report()
-    assert report.lost >= 50 and report.delivered == report.produced - report.lost and not report.ok
+    # every scan is lost; only the few device.status events (open, connection) arrive
+    assert report.lost >= 45 and report.delivered == report.produced - report.lost and not report.ok
 
 
 def test_mqtt311_structured_json_through_a_sigkill(mqtt311_bus):
