@@ -17,6 +17,7 @@ help:
 	@echo "make test       set up .venv and run the whole suite on both backends (native, reference)"
 	@echo "make bench      benchmarks: MB/s and events/s, native vs reference"
 	@echo "make soak       the long crash test: 200 SIGKILLs of a streaming bridge (TILLWIRE_CRASH_CYCLES)"
+	@echo "                and the long reliability suite (TILLWIRE_RELIABILITY=long, docs/bridge/reliability.md)"
 	@echo "make sanitize   build the C core with ASan+UBSan and run the suite against it"
 	@echo "make fuzz       libFuzzer on each C decoder for FUZZ_SECONDS (default 60)"
 	@echo "make samples    regenerate sessions/ from the project's own generators (simulator/)"
@@ -62,6 +63,7 @@ TILLWIRE_CRASH_CYCLES ?= 200
 soak: $(NATIVE) mosquitto
 	TILLWIRE_CRASH_CYCLES=$(TILLWIRE_CRASH_CYCLES) $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/test_bridge_run.py -k sigkill
+	TILLWIRE_RELIABILITY=long $(PY) -m pytest -q -p no:cacheprovider tests/reliability
 
 samples: $(DEPS)
 	$(PY) -m simulator.receipts --out sessions/escpos

@@ -261,6 +261,9 @@ def test_retry_after_values():
     assert retry_after_s("-3") is None
     assert retry_after_s("soon") is None
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0, "a date in the past: at once"
+    # against the server's own Date header: the till's clock (here: 2015) does not matter
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:30 GMT", date="Wed, 21 Oct 2015 07:28:00 GMT") == 30
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:30 GMT", now=0.0, date="garbage") == 86_400.0
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10
     assert retry_after_s("99999999") == 86_400, "capped at a day"
 

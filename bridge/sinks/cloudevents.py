@@ -64,16 +64,11 @@ def headers(ev: Outgoing, prefix: str = "ce-") -> dict[str, str]:
 
 
 def _structured(ev: Outgoing, data, datacontenttype: str) -> dict:
-    return {
-        "specversion": SPECVERSION,
-        "id": str(ev.seq),
-        "source": ev.src,
-        "type": ev.type,
-        "time": rfc3339(ev.ts),
-        "datacontenttype": datacontenttype,
-        "seq": ev.seq,
-        "data": data,
-    }
+    """The attributes (``seq`` as an integer here) plus ``data``: one event in a structured format."""
+    out: dict = dict(attributes(ev, datacontenttype))
+    out["seq"] = ev.seq
+    out["data"] = data
+    return out
 
 
 def structured_json_obj(ev: Outgoing) -> dict:

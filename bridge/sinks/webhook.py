@@ -132,9 +132,11 @@ def batch_key(batch: list[Outgoing]) -> str:
     return f"batch-{digest[:32]}"
 
 
-def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+def retry_after_s(value: str | None, now: float | None = None, date: str | None = None) -> float | None:
     """``Retry-After`` in seconds from now: delta-seconds or an HTTP date (a past date is 0); None if absent or
-    unreadable. Capped at a day."""
+    unreadable. Capped at a day. An HTTP date is measured against the response's own ``Date`` header when it has
+    one (RFC 9110 §10.2.3), so a till whose clock is off by hours neither waits hours too long nor retries at
+    once."""
     if value is None:
         return None
     value = value.strip()
@@ -149,8 +151,21 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
             return None
         if when is None or when.tzinfo is None:
             return None
-        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
+        reference = _http_date(date)
+        if reference is None:
+            reference = time.time() if now is None else now
+        seconds = max(0.0, when.timestamp() - reference)
     return min(seconds, RETRY_AFTER_MAX_S)
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() if when is not None and when.tzinfo is not None else None
 
 
 # ---------------------------------------------------------------- settings
@@ -215,6 +230,7 @@ class _Answer:
     reason: str
     retry_after: str | None
     body: bytes
+    date: str | None = None  # the response's Date header: the clock a Retry-After date is measured against
 
 
 class WebhookSink(Sink):
@@ -406,6 +422,7 @@ class WebhookSink(Sink):
             phase = "reading the answer"
             status, reason = response.status, _one_line(response.reason or "")[:100]
             retry_after = response.getheader("Retry-After")
+            server_date = response.getheader("Date")
             kept = response.read(RESPONSE_DRAIN)
             if not response.isclosed():
                 conn.close()  # an answer longer than we read: the connection cannot be reused
@@ -418,7 +435,7 @@ class WebhookSink(Sink):
             stale = phase != "reading the answer" and isinstance(
                 exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
             raise _NoAnswer(f"{_os_reason(exc)} while {phase} ({self._where()})", stale) from None
-        return _Answer(status, reason, retry_after, kept[:RESPONSE_KEEP])
+        return _Answer(status, reason, retry_after, kept[:RESPONSE_KEEP], server_date)
 
     def _where(self) -> str:
         return _host_port(self.options.host, self.options.port)
@@ -480,7 +497,7 @@ def _parked(index: int, answer: _Answer) -> Parked:
 
 
 def _retry(answer: _Answer, action: str) -> Retry:
-    after = retry_after_s(answer.retry_after) if action == RETRY_LATER else None
+    after = retry_after_s(answer.retry_after, date=answer.date) if action == RETRY_LATER else None
     return Retry(_status_line(answer), after_s=after)
 
 
