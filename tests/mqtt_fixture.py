@@ -175,6 +175,13 @@ class MqttBroker:
         """SIGKILL: whatever Mosquitto had not autosaved is lost, as in a power cut."""
         self._signal(signal.SIGKILL, 10.0)
 
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reads its configuration again, the ``acl_file`` and ``password_file`` included. It
+        returns at once; the new rules apply when Mosquitto gets to it (poll for their effect)."""
+        if self.kind != "mosquitto" or not self.running:
+            raise AssertionError(f"only a running Mosquitto reloads its configuration (this is {self.kind})")
+        self.proc.send_signal(signal.SIGHUP)
+
     def close(self) -> None:
         if self.running:
             try:

@@ -194,6 +194,112 @@ def test_an_acl_refusal_backs_off_in_order_instead_of_parking(make_mqtt_broker, 
     assert outcome.retry.reconnect and "s3cret-pw" not in outcome.retry.reason
 
 
+def mixed(types: dict[int, str], n: int) -> list:
+    """Events 1..n of one source, ``payment.result`` unless ``types`` names another type for that seq."""
+    return [outgoing(1, start=seq, src=SOURCE + "pos", type_=types.get(seq, "payment.result"))[0]
+            for seq in range(1, n + 1)]
+
+
+def publish_marker(broker, username: str, password: str, topic: str) -> None:
+    """One QoS 1 message from another client, PUBACKed before this returns. Mosquitto handles messages one at a
+    time, so a subscriber that has the marker has everything the sink had PUBACKed (or refused) before it."""
+    import paho.mqtt.publish as publish
+    from paho.mqtt.client import MQTTv5
+
+    publish.single(topic, b"marker", qos=1, hostname=broker.host, port=broker.port, protocol=MQTTv5,
+                   auth={"username": username, "password": password})
+
+
+def test_an_acl_refused_event_is_retried_alone_and_the_events_after_it_are_not_flooded(make_mqtt_broker, closing,
+                                                                                       tmp_path):
+    """The reviewer's case: the ACL refuses one type (0x87) while the other is accepted, interleaved. The events
+    after the refused one that were already in flight are accepted and delivered before it (MQTT cannot take them
+    back); every retry then sends the refused event alone, so they are not delivered again and again; once the ACL
+    is fixed it arrives, and the events the broker had already accepted are not sent a second time."""
+    acl = tmp_path / "acl"
+    allowed = f"user till\ntopic write {TOPIC}/payment.result\ntopic write marker\nuser reader\ntopic read #\n"
+    acl.write_text(allowed)
+    users = {"till": "till-pw", "reader": "reader-pw"}
+    broker = make_mqtt_broker("mosquitto", users=users, extra_config=(f"acl_file {acl}",))
+    sub = Subscriber(broker, protocol="5", username="reader", password="reader-pw").connect()
+    closing(sub)
+    sink = mqtt_sink(broker, protocol="5", username="till", password_env="PW", env={"PW": "till-pw"})
+    closing(sink)
+    batch = mixed({3: "scanner.data", 8: "scanner.data"}, 12)  # 3 and 8 are refused, the rest accepted
+    refused = f"PUBACK 0x87 Not authorized for {TOPIC}/scanner.data"
+
+    # the first attempt: the whole window goes out; 3 is refused, 4..7 and 9..12 are accepted all the same
+    sink.connect(5)
+    outcome = sink.send(batch)
+    assert (outcome.done, outcome.parked, outcome.retry.reason) == (2, (), refused)
+    assert sink.published == 12
+
+    # the runner keeps batch[2:] and tries again on a new connection: 3 goes alone, refused each time
+    current = batch[outcome.done:]
+    for _ in range(3):
+        sink.close()
+        before = sink.published
+        outcome = sink.send(current)
+        assert (outcome.done, outcome.retry.reason) == (0, refused)
+        assert sink.published - before == 1  # only the refused event, not the window after it
+    publish_marker(broker, "till", "till-pw", "marker")
+    got = sub.wait_for(11)
+    assert got[-1].topic == "marker"
+    assert seqs(got[:-1]) == [1, 2, 4, 5, 6, 7, 9, 10, 11, 12]  # once each, whatever the number of retries
+
+    # the ACL is fixed: 3 goes through alone, then the full window is back for what is left: 8 (4..7 and 9..12
+    # were PUBACKed on the first attempt and count as delivered without being sent again)
+    acl.write_text(allowed + f"user till\ntopic write {TOPIC}/scanner.data\n")
+    broker.reload()
+    deadline = time.monotonic() + 10
+    while True:
+        sink.close()
+        before = sink.published
+        outcome = sink.send(current)
+        if outcome.retry is None:
+            break
+        assert outcome.retry.reason == refused and sink.published - before == 1
+        assert time.monotonic() < deadline, "Mosquitto did not take the new ACL within 10 s"
+        time.sleep(0.05)  # the runner's backoff
+    assert (outcome.done, outcome.parked) == (10, ())
+    assert sink.published - before == 2  # 3, then 8
+    publish_marker(broker, "till", "till-pw", "marker")
+    got = sub.wait_for(14)
+    assert got[-1].topic == "marker"
+    assert seqs(got[11:-1]) == [3, 8]
+    # no event twice; 3 and 8 came after events with a higher seq, which bridge.consumer's gap detection shows
+    # as missing until they arrive
+    assert sorted(seqs(got[:10] + got[11:-1])) == list(range(1, 13))
+
+    # and the next batch has the full window again
+    sink.peak_inflight = 0
+    assert sink.send(mixed({}, 200)[12:]).done == 188
+    assert sink.peak_inflight == 188
+
+
+def test_a_refused_event_sent_alone_keeps_that_rule_across_a_lost_connection(make_mqtt_broker, closing, tmp_path):
+    acl = tmp_path / "acl"
+    acl.write_text(f"user till\ntopic write {TOPIC}/payment.result\n")
+    broker = make_mqtt_broker("mosquitto", users={"till": "pw"}, extra_config=(f"acl_file {acl}",))
+    sink = mqtt_sink(broker, protocol="5", username="till", password_env="PW", env={"PW": "pw"}, ack_timeout_s=1)
+    closing(sink)
+    batch = mixed({1: "scanner.data"}, 5)
+    sink.connect(5)
+    assert sink.send(batch).retry.reason.startswith("PUBACK 0x87")
+    assert sink.published == 5
+
+    broker.stop()  # the next attempt finds no broker: the runner's batch is unchanged
+    with pytest.raises(SinkUnavailable):
+        sink.connect(1)
+    broker.start()
+    sink.close()
+    assert sink.send(batch).done == 0 and sink.published == 6  # still alone
+
+    # a batch that starts elsewhere (a re-drive, another runner) is sent as usual
+    other = mixed({}, 8)[5:]
+    assert sink.send(other).done == 3 and sink.published == 9
+
+
 @pytest.mark.parametrize("code, name", [(0x99, "Payload format invalid"), (0x90, "Topic Name invalid")])
 def test_a_message_the_broker_refuses_for_good_is_parked_and_the_next_goes_out(make_mqtt_broker, closing,
                                                                                code, name):
@@ -215,9 +321,17 @@ def test_a_passing_refusal_such_as_quota_exceeded_is_retried(make_mqtt_broker, c
     sink = mqtt_sink(broker, url=gate.url, protocol="5")
     closing(sink)
     sink.connect(5)
-    outcome = sink.send(outgoing(6))
+    batch = outgoing(6)
+    outcome = sink.send(batch)
     assert outcome.done == 3 and outcome.parked == ()
     assert outcome.retry.reason == f"PUBACK 0x97 Quota exceeded for {TOPIC}/payment.result"
+    assert sink.published == 6
+
+    # the retry sends 4 alone; the gate lets its PUBACK through this time; 5 and 6 were PUBACKed on the first
+    # attempt, so they are done without being sent again
+    sink.close()
+    outcome = sink.send(batch[3:])
+    assert outcome.done == 3 and outcome.retry is None and sink.published == 7
 
 
 def test_on_mqtt311_a_refused_publish_cannot_be_seen(make_mqtt_broker, closing, tmp_path):

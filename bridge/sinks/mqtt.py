@@ -51,6 +51,9 @@ REFUSED_FOR_GOOD = {
     0x99: "Payload format invalid",
 }
 
+PACKET_IDS = 65535                   # MQTT packet identifiers 1..65535 (§2.2.1)
+MAX_BATCH = 10_000                   # the most settings.py allows for max_batch
+
 _TOPIC_LEVEL_UNSAFE = re.compile(r"[/+#\x00]")
 _CLIENT_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -72,6 +75,15 @@ class MqttOptions:
     username: str | None = None
     password: Secret | None = field(default=None, repr=False)
     tls: TlsFiles | None = None         # set for mqtts:// only
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A refused event the runner will retry first: it goes alone until accepted, and the events after it that the
+    broker accepted before refusing it (``accepted``, their keys) are not sent again once it is through."""
+
+    key: str
+    accepted: frozenset[str]
 
 
 def topic_level(text: str) -> str:
@@ -170,6 +182,9 @@ class MqttSink(Sink):
         self.window = opts.max_inflight  # in-flight limit for this connection (≤ the broker's Receive Maximum)
         self.session_present = False
         self.peak_inflight = 0           # the most PUBLISHes ever waiting for a PUBACK at once
+        self.published = 0               # PUBLISH packets handed to paho, all connections (diagnostics, tests)
+        self.refusals = 0                # retried PUBACK refusals (0x87, 0x97...)
+        self._held: HeldBack | None = None  # the event the broker refused last, sent alone until accepted
 
     def describe(self) -> str:
         o = self.options
@@ -246,8 +261,15 @@ class MqttSink(Sink):
 
     # --- delivery ---------------------------------------------------------------------------------------------
     def send(self, batch: list[Outgoing]) -> Outcome:
+        # Packet ids stay unique within one batch: paho numbers PUBLISHes 1..65535 per client and wraps, and a
+        # batch is at most 10,000 events (settings.py bounds max_batch; a re-drive sends one), so no id can come
+        # round again while an earlier one of the same batch still waits for its PUBACK in ``self._acks``.
+        assert len(batch) <= MAX_BATCH < PACKET_IDS, "max_batch is bounded by settings.py"
         self._ensure_connected()
         client = self._client
+        held = self._held if self._held is not None and batch and batch[0].key == self._held.key else None
+        if held is None:
+            self._held = None  # kept while the refused event is not through, across lost connections too
         acks = self._acks = {}
         mids: list[int] = []
         parked: list[Parked] = []
@@ -256,9 +278,30 @@ class MqttSink(Sink):
         deadline = time.monotonic() + timeout
         n = len(batch)
         while True:
-            # fill the window, in order
-            while len(mids) < n and len(mids) - len(acks) < self.window and self._connected:
-                info = self._publish(client, batch[len(mids)])
+            # the PUBACKed prefix
+            before = done
+            while done < len(mids) and mids[done] in acks:
+                code = acks[mids[done]]
+                if code >= 0x80:
+                    if code not in REFUSED_FOR_GOOD:
+                        return self._refused(batch, mids, done, parked, code, held)
+                    parked.append(Parked(done, None, f"MQTT PUBACK 0x{code:02X} {REFUSED_FOR_GOOD[code]}"))
+                done += 1
+            if held is not None and done > 0:
+                self._held = None  # the refused event is through: back to the full window
+            if done == n:
+                return Outcome(done, parked=tuple(parked))
+            if done > before:
+                deadline = time.monotonic() + timeout  # progress: the ack timeout counts from the last PUBACK
+            # fill the window, in order; while a refused event is retried, it goes alone until it is accepted
+            window = 1 if held is not None and done == 0 else self.window
+            while len(mids) < n and len(mids) - len(acks) < window and self._connected:
+                ev = batch[len(mids)]
+                if held is not None and done > 0 and ev.key in held.accepted:
+                    mids.append(-len(mids) - 1)  # PUBACKed on an earlier attempt: not sent again
+                    acks[mids[-1]] = 0
+                    continue
+                info = self._publish(client, ev)
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     self._connected = False
                     self._lost = self._lost or paho.error_string(info.rc)
@@ -267,20 +310,8 @@ class MqttSink(Sink):
             inflight = len(mids) - len(acks)
             if inflight > self.peak_inflight:
                 self.peak_inflight = inflight
-            # the PUBACKed prefix
-            before = done
-            while done < len(mids) and mids[done] in acks:
-                code = acks[mids[done]]
-                if code >= 0x80:
-                    if code not in REFUSED_FOR_GOOD:
-                        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)} for "
-                                                        f"{self._topic(batch[done])}")
-                    parked.append(Parked(done, None, f"MQTT PUBACK 0x{code:02X} {REFUSED_FOR_GOOD[code]}"))
-                done += 1
-            if done == n:
-                return Outcome(done, parked=tuple(parked))
-            if done > before:
-                deadline = time.monotonic() + timeout  # progress: the ack timeout counts from the last PUBACK
+            if done < len(mids) and mids[done] in acks:
+                continue  # skipped events (acked before) make a prefix to count at once
             if not self._connected:
                 return self._stop(done, parked, f"connection lost ({self._lost or 'closed'})")
             if self._interrupted.is_set():
@@ -289,6 +320,25 @@ class MqttSink(Sink):
             if left <= 0:
                 return self._stop(done, parked, f"no PUBACK within {timeout:g} s")
             self._pump(left)
+
+    def _refused(self, batch: list[Outgoing], mids: list[int], done: int, parked: list[Parked], code: int,
+                 held: "HeldBack | None") -> Outcome:
+        """The broker refused ``batch[done]`` with a code that is retried (0x87 Not authorized, 0x97 Quota
+        exceeded...). The events after it already in flight may have been accepted and delivered: MQTT cannot take
+        them back. Wait (bounded) for their PUBACKs, so the next attempts know which of them are through; until
+        the refused event is accepted it is then sent alone (``send``), and once it is, those are not sent again.
+        """
+        acks = self._acks
+        deadline = time.monotonic() + self.options.ack_timeout_s
+        while (len(acks) < len(mids) and self._connected and not self._interrupted.is_set()
+               and time.monotonic() < deadline):
+            self._pump(deadline - time.monotonic())
+        accepted = frozenset(batch[i].key for i in range(done + 1, len(mids)) if acks.get(mids[i], 0x80) < 0x80)
+        if held is not None and done == 0:  # refused again while sent alone: what was accepted still is
+            accepted |= held.accepted
+        self._held = HeldBack(batch[done].key, accepted)
+        self.refusals += 1
+        return self._stop(done, parked, f"PUBACK 0x{code:02X} {_puback_name(code)} for {self._topic(batch[done])}")
 
     def _stop(self, done: int, parked: list[Parked], reason: str) -> Outcome:
         """The rest of the batch goes again on a new connection (no stale in-flight state survives)."""
@@ -302,6 +352,7 @@ class MqttSink(Sink):
 
     def _publish(self, client: paho.Client, ev: Outgoing) -> paho.MQTTMessageInfo:
         topic = self._topic(ev)
+        self.published += 1
         if self.v5:
             return client.publish(topic, ev.envelope, qos=1, properties=PublishProperties.binary_mode(ev))
         return client.publish(topic, cloudevents.structured_json(ev), qos=1)
