@@ -255,6 +255,7 @@ class Ledger:
         if last < first:
             raise ValueError(f"last must be >= first, got {first}..{last}")
         with self._lock, self._write():
+            self._fresh()
             self._mark(src, first, last)
 
     def baseline(self, src: str, hwm: int) -> None:
