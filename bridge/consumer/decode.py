@@ -30,7 +30,7 @@ def key(envelope: Mapping[str, Any]) -> tuple[str, int]:
 
 def _check_envelope(obj: Any, where: str) -> dict:
     if not isinstance(obj, dict) or not isinstance(obj.get("src"), str) or not isinstance(obj.get("seq"), int) \
-            or isinstance(obj.get("seq"), bool) or not isinstance(obj.get("type"), str):
+            or isinstance(obj.get("seq"), bool) or obj["seq"] < 1 or not isinstance(obj.get("type"), str):
         raise NotAnEvent(f"{where}: not a tillwire envelope (needs src, seq, ts, type, data)")
     return obj
 
