@@ -11,7 +11,7 @@ has applied it. The controls are named after toxiproxy's toxics:
 ``latency(ms, j)``  delay every chunk, both ways, by ``ms`` ± ``j`` milliseconds (order kept)
 ``blackhole()``     accept, and swallow whatever either side sends: nothing is forwarded, nothing answered; on
                     ``clear()`` the connections that saw the blackhole are closed (their streams lost bytes)
-``reset_peer()``    send a TCP RST (``SO_LINGER`` 0) to both ends of every live connection, now
+``reset_peer()``    send a TCP RST (``SO_LINGER`` 0) to both ends of every live connection, now; returns how many
 ``limit_data(n)``   from now on, cut each connection after it forwarded ``n`` more bytes client → server: the
                     first ``n`` bytes go through, the rest is lost, both ends are reset (mid-frame)
 ``drop_acks(s)``    from now on forward client → server but swallow server → client; after ``s`` seconds reset
@@ -20,7 +20,8 @@ has applied it. The controls are named after toxiproxy's toxics:
 ``clear()``         remove every fault (and ``up()``); ``faults()`` lists those in force
 ==================  ==============================================================================================
 
-``stats()`` gives the counters: connections accepted, live, bytes forwarded each way, bytes swallowed, resets.
+``stats()`` gives the counters: connections accepted, live, bytes forwarded each way, bytes swallowed, resets;
+``bytes_up_since(n)`` the bytes sent up on the connections accepted after the first ``n``.
 
     with FaultProxy(("127.0.0.1", broker_port)) as proxy:
         client.connect(("127.0.0.1", proxy.port))
@@ -69,9 +70,10 @@ def _reset(writer: asyncio.StreamWriter | None) -> None:
 class _Link:
     """One proxied connection: the client's end, the upstream's end, and the faults that apply to it now."""
 
-    def __init__(self, proxy: "FaultProxy", client: asyncio.StreamWriter):
+    def __init__(self, proxy: "FaultProxy", client: asyncio.StreamWriter, number: int):
         self.proxy = proxy
         self.client = client
+        self.number = number         # 1, 2, 3 ... in accept order (ProxyStats.connections counts them)
         self.upstream: asyncio.StreamWriter | None = None
         self.blackholed = False      # saw a blackhole: its streams lost bytes, closed on clear()
         self.drop_down = False       # drop_acks in force on this link
@@ -117,9 +119,11 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"faultproxy-{upstream[1]}",
                                         daemon=True)
         self._server: asyncio.base_events.Server | None = None
+        self._accepting = False
         self._links: set[_Link] = set()
         self._connections = self._resets = 0
         self._bytes = {UP: 0, DOWN: 0}
+        self._up_by_connection: dict[int, int] = {}   # connection number → bytes forwarded client → server
         self._swallowed = {UP: 0, DOWN: 0}
         self._latency: tuple[float, float] | None = None
         self._blackhole = False
@@ -166,19 +170,30 @@ class FaultProxy:
     async def _listen(self) -> None:
         if self._server is not None:
             return
+        self._accepting = True
         self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _unlisten(self) -> None:
+    def _unlisten(self) -> None:
+        """Close the listening socket (``Server.close()`` does that at once, on every Python version).
+
+        Never ``await Server.wait_closed()`` here: since Python 3.12.1 it waits until every *accepted* connection is
+        closed too, and those are aborted by our caller only after this returns (a control would hang for its
+        whole timeout). A connection accepted just before the close is reset by ``_accept`` itself."""
+        self._accepting = False
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
 
-    async def _shutdown(self) -> None:
-        await self._unlisten()
-        for link in list(self._links):
+    def _reset_all(self) -> int:
+        links = list(self._links)
+        for link in links:
             link.reset()
+        return len(links)
+
+    async def _shutdown(self) -> None:
+        self._unlisten()
+        self._reset_all()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for t in tasks:
             t.cancel()
@@ -188,10 +203,9 @@ class FaultProxy:
 
     def down(self) -> None:
         """Refuse new connections and abort the live ones (the broker's host is gone)."""
-        async def apply():
-            await self._unlisten()
-            for link in list(self._links):
-                link.reset()
+        def apply():
+            self._unlisten()
+            self._reset_all()
         self._call(apply)
 
     def up(self) -> None:
@@ -208,11 +222,9 @@ class FaultProxy:
                 link.blackholed = True
         self._call(apply)
 
-    def reset_peer(self) -> None:
-        def apply():
-            for link in list(self._links):
-                link.reset()
-        self._call(apply)
+    def reset_peer(self) -> int:
+        """RST every live connection now; returns how many there were (0: nothing was hit)."""
+        return self._call(self._reset_all)
 
     def limit_data(self, n: int) -> None:
         def apply():
@@ -265,6 +277,13 @@ class FaultProxy:
                               self._swallowed[UP], self._swallowed[DOWN], self._resets)
         return self._call(read)
 
+    def bytes_up_since(self, connections: int) -> int:
+        """Bytes forwarded client → server on the connections accepted after the first ``connections`` (pass an
+        earlier ``stats().connections``): what one client sent in one of its lives, whatever came before."""
+        def read():
+            return sum(n for number, n in self._up_by_connection.items() if number > connections)
+        return self._call(read)
+
     def faults(self) -> dict[str, object]:
         """The faults in force now: ``{"down": True, "drop_acks": True, "latency": (ms, jitter_ms), ...}``."""
         def read():
@@ -282,9 +301,12 @@ class FaultProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections += 1
-        link = _Link(self, writer)
+        link = _Link(self, writer, self._connections)
         self._links.add(link)
         link.tasks.append(asyncio.current_task())
+        if not self._accepting:  # accepted just before down()/stop() closed the listener: it goes too
+            link.reset()
+            return
         link.blackholed = self._blackhole
         link.up_budget = self._limit
         link.drop_down = self._drop_acks_until is not None
@@ -334,12 +356,16 @@ class FaultProxy:
                         if passed:
                             writer.write(passed)
                             self._bytes[UP] += len(passed)
+                            self._up_by_connection[link.number] = (self._up_by_connection.get(link.number, 0)
+                                                                   + len(passed))
                             await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT_S)
                         link.reset()
                         return
                     link.up_budget -= len(data)
                 writer.write(data)
                 self._bytes[direction] += len(data)
+                if direction == UP:
+                    self._up_by_connection[link.number] = self._up_by_connection.get(link.number, 0) + len(data)
                 await writer.drain()
         except asyncio.CancelledError:
             return

@@ -166,10 +166,44 @@ def test_reset_peer_sends_rst_to_the_client(proxy):
     with connect(proxy) as s:
         s.sendall(b"a")
         assert recv_exactly(s, 1) == b"a"
-        proxy.reset_peer()
+        assert proxy.reset_peer() == 1   # how many live connections it hit
         with pytest.raises(ConnectionResetError):
             s.recv(1)
     assert proxy.stats().resets == 1
+    assert proxy.reset_peer() == 0       # nothing live: a caller can see that it hit nothing
+
+
+def test_bytes_up_since_counts_one_clients_later_connections(proxy):
+    with connect(proxy) as s:
+        s.sendall(b"first life")
+        assert recv_exactly(s, 10) == b"first life"
+    before = proxy.stats().connections
+    assert proxy.bytes_up_since(before) == 0
+    with connect(proxy) as s:
+        s.sendall(b"second")
+        assert recv_exactly(s, 6) == b"second"
+    assert (proxy.bytes_up_since(before), proxy.bytes_up_since(0)) == (6, 16)
+
+
+def test_down_and_stop_return_at_once_with_live_connections(echo):
+    """Python >= 3.12.1's ``Server.wait_closed()`` waits for accepted connections: the proxy must not wait on it
+    before it aborts them (down() and stop() used to hang for the control timeout there)."""
+    proxy = FaultProxy(echo.server_address).start()
+    live = [connect(proxy) for _ in range(3)]
+    for s in live:
+        s.sendall(b"x")
+        assert recv_exactly(s, 1) == b"x"
+    started = time.monotonic()
+    proxy.down()
+    proxy.up()
+    again = connect(proxy)
+    again.sendall(b"y")
+    assert recv_exactly(again, 1) == b"y"
+    proxy.stop()
+    assert time.monotonic() - started < 2.0
+    for s in (*live, again):
+        assert closed_by_peer(s)
+        s.close()
 
 
 def test_limit_data_cuts_the_connection_mid_frame(proxy, echo):
