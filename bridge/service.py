@@ -134,9 +134,9 @@ class Bridge:
 
             server = FeedServer(str(cfg.outbox), host=cfg.feed.host, port=cfg.feed.port, token=cfg.feed.token,
                                 token_source=cfg.feed.token_source)
+            server.add_route("/sinks", self._sinks_route)  # before start: no early 404
             server.start()  # FeedError (a port in use …): the CLI prints it; close() undoes the rest
             self.feed_server = server
-            server.add_route("/sinks", self._sinks_route)
         if self._store_events and cfg.sinks:
             self._start_sinks()
         self._capture_thread = threading.Thread(target=self._capture_main, name="tillwire-capture", daemon=True)
