@@ -208,6 +208,12 @@ def test_an_existing_stream_that_fits_is_used_as_it_is(nats_server, connected):
      "stream TILLWIRE uses memory storage; it must use file storage"),
     (dict(subjects=["tillwire.store-9.>"], storage="file", duplicate_window=120),
      f"stream TILLWIRE has subjects ['tillwire.store-9.>'], which do not cover {SUBJECT}.>; add it"),
+    (dict(subjects=[f"{SUBJECT}.>"], storage="file", duplicate_window=120, retention="interest"),
+     "stream TILLWIRE has interest retention, which drops stored events"),
+    (dict(subjects=[f"{SUBJECT}.>"], storage="file", duplicate_window=120, retention="workqueue"),
+     "stream TILLWIRE has workqueue retention, which drops stored events"),
+    (dict(subjects=[f"{SUBJECT}.>"], storage="file", duplicate_window=120, no_ack=True),
+     "stream TILLWIRE has no_ack set"),
 ])
 def test_an_existing_stream_that_does_not_fit_is_a_one_line_error_saying_what_to_change(
         tmp_path, nats_server, existing, expected):

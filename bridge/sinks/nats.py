@@ -425,6 +425,17 @@ class NatsSink(Sink):
                                  f"duplicate_window_s = {o.duplicate_window_s:g}; raise the stream's "
                                  f"duplicate window (nats stream edit {o.stream} --dupe-window "
                                  f"{int(o.duplicate_window_s)}s) or lower duplicate_window_s")
+        retention = getattr(cfg.retention, "value", cfg.retention)
+        if retention not in (None, "limits"):
+            # interest: stored messages vanish when no consumer is interested; workqueue: once one consumer
+            # took them. Either way a PubAck would not mean "kept for the back office".
+            raise StreamMismatch(f"stream {o.stream} has {retention} retention, which drops stored events (no "
+                                 f"consumer, or once one consumer took them); use limits retention")
+        if getattr(cfg, "no_ack", False):
+            raise StreamMismatch(f"stream {o.stream} has no_ack set: it sends no PubAck, so no event could ever "
+                                 f"count as delivered; unset no_ack")
+        if getattr(cfg, "sealed", False):
+            raise StreamMismatch(f"stream {o.stream} is sealed and takes no publishes; point stream at another")
         if o.publish == "atomic" and not cfg.allow_atomic:
             raise StreamMismatch(f"stream {o.stream} does not allow atomic batch publishes; set allow_atomic: true "
                                  f"in its configuration (nats-server 2.12 or later) or set publish = \"pipelined\"")
