@@ -396,6 +396,7 @@ def test_one_sink_down_does_not_hold_back_another_but_holds_back_pruning(tmp_pat
     r1 = run(box, up, settings(name="up"))
     r2 = run(box, down, settings(name="down", backoff_cap_s=0.05))
     wait_for(lambda: r1.stats()["delivered"] == 20, what="the healthy sink")
+    wait_for(lambda: r2.stats()["retries"] >= 2, what="the down sink failing")
     assert r2.stats()["delivered"] == 0 and r2.stats()["depth"] == 20
     assert box.prune() == 0                         # the down sink still needs every row
     stop(r1)
