@@ -20,6 +20,8 @@ summary (``conftest.py``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import asyncio
 import json
 import os
@@ -464,7 +466,7 @@ class WebhookConsumer(Consumer):
 
 # ---------------------------------------------------------------------------------------------------- buses
 
-class Bus:
+class Bus(ABC):
     """A broker of one kind: where it listens, the sink's TOML for it, a consumer, stop and start."""
 
     kind = ""
@@ -478,11 +480,13 @@ class Bus:
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.broker.port)
 
+    @abstractmethod
     def sink(self, **keys) -> str:
-        raise NotImplementedError
+        """The ``[[sinks]]`` TOML for this bus, through the proxy."""
 
+    @abstractmethod
     def consumer(self, ledger: Ledger) -> Consumer:
-        raise NotImplementedError
+        """A consumer reading straight from the broker into ``ledger``."""
 
     def stop(self) -> None:
         self.broker.stop()
