@@ -609,12 +609,12 @@ class NatsSink(Sink):
             self._waiting.pop(token, None)
         return self._check_commit(msg, what, batch_id, len(members), last)
 
-    def _check_commit(self, msg, what: str, batch_id: str, count: int, last: Outgoing) -> str | None:
-        """The commit PubAck's verdict: None when it proves all ``count`` messages stored; the stream's error
-        description when it refused the batch (nothing of it stored); ``_Failed`` when it proves neither."""
+    def _read_ack(self, msg, what: str, type_: str) -> tuple[dict, str | None]:
+        """A PubAck as a dict and the stream's error description (None when there is none); ``_Failed`` when it
+        is no PubAck at all (no responders, not a JSON object) or names another stream."""
         status = (msg.headers or {}).get("Status")
         if status == "503":
-            raise _Failed(f"no stream takes subject {self._subject(last.type)} (no responders)")
+            raise _Failed(f"no stream takes subject {self._subject(type_)} (no responders)")
         try:
             ack = json.loads(msg.data)
         except ValueError:
@@ -623,9 +623,17 @@ class NatsSink(Sink):
             raise _Failed(f"a PubAck for {what} that is not an object")
         error = ack.get("error")
         if error:
-            return str(error.get("description") if isinstance(error, dict) else error)
+            return ack, str(error.get("description") if isinstance(error, dict) else error)
         if ack.get("stream") != self.options.stream:
             raise _Failed(f"the PubAck for {what} names stream {ack.get('stream')!r}, not {self.options.stream}")
+        return ack, None
+
+    def _check_commit(self, msg, what: str, batch_id: str, count: int, last: Outgoing) -> str | None:
+        """The commit PubAck's verdict: None when it proves all ``count`` messages stored; the stream's error
+        description when it refused the batch (nothing of it stored); ``_Failed`` when it proves neither."""
+        ack, error = self._read_ack(msg, what, last.type)
+        if error:
+            return error
         seq = ack.get("seq")
         if not isinstance(seq, int) or seq < count:
             raise _Failed(f"the PubAck for {what} has no stream sequence")
@@ -658,21 +666,9 @@ class NatsSink(Sink):
 
     def _check_ack(self, msg, ev: Outgoing) -> bool:
         """The PubAck's verdict: True for a duplicate, False for a new message; ``_Failed`` otherwise."""
-        status = (msg.headers or {}).get("Status")
-        if status == "503":
-            raise _Failed(f"no stream takes subject {self._subject(ev.type)} (no responders)")
-        try:
-            ack = json.loads(msg.data)
-        except ValueError:
-            raise _Failed(f"a PubAck for {ev.key} that is not JSON") from None
-        if not isinstance(ack, dict):
-            raise _Failed(f"a PubAck for {ev.key} that is not an object")
-        error = ack.get("error")
+        ack, error = self._read_ack(msg, ev.key, ev.type)
         if error:
-            description = error.get("description") if isinstance(error, dict) else error
-            raise _Failed(f"JetStream refused {ev.key}: {description}")
-        if ack.get("stream") != self.options.stream:
-            raise _Failed(f"the PubAck for {ev.key} names stream {ack.get('stream')!r}, not {self.options.stream}")
+            raise _Failed(f"JetStream refused {ev.key}: {error}")
         seq = ack.get("seq")
         if not isinstance(seq, int) or seq < 1:
             raise _Failed(f"the PubAck for {ev.key} has no stream sequence")
