@@ -149,11 +149,9 @@ class Bridge:
 
     def _start_sinks(self) -> None:
         """One runner thread per ``[[sinks]]`` entry; each reads the outbox after its own cursor."""
-        from bridge.sinks import sink_class
+        from bridge.sinks import SinkConfigError, sink_class
         from bridge.sinks.runner import SinkRunner
         from bridge.sinks.settings import context_for
-
-        from bridge.sinks.base import SinkConfigError
 
         cfg = self.config
         for s in cfg.sinks:

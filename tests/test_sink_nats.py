@@ -102,6 +102,22 @@ def make_stream(url: str, **config) -> None:
     asyncio.run(go())
 
 
+def send_and_kill(sink, batch, server, stored: int):
+    """``sink.send(batch)`` in a thread; SIGKILL the server once the stream holds ``stored`` messages; the outcome."""
+    result = {}
+    sender = threading.Thread(target=lambda: result.setdefault("outcome", sink.send(batch)))
+    sender.start()
+    try:
+        deadline = time.monotonic() + 20
+        while stream_config(server.url, "TILLWIRE").state.messages < stored:
+            assert time.monotonic() < deadline, "the sink did not start publishing"
+            time.sleep(0.005)
+        server.kill()
+    finally:
+        sender.join(20)
+    return result["outcome"]
+
+
 # ---------------------------------------------------------------- config
 
 
@@ -306,18 +322,7 @@ def test_a_server_killed_mid_batch_leaves_an_acked_prefix_and_the_rest_follows_i
     sink = load_sink(tmp_path, f'url = "{nats_server.url}"\nmax_inflight = 64\nack_timeout_s = 2')
     sink.connect(5)
     batch = events(6000)
-    result = {}
-    sender = threading.Thread(target=lambda: result.setdefault("outcome", sink.send(batch)))
-    sender.start()
-    try:
-        deadline = time.monotonic() + 20
-        while stream_config(nats_server.url, "TILLWIRE").state.messages < 200:
-            assert time.monotonic() < deadline, "the sink did not start publishing"
-            time.sleep(0.005)
-        nats_server.kill()
-    finally:
-        sender.join(20)
-    outcome = result["outcome"]
+    outcome = send_and_kill(sink, batch, nats_server, stored=200)
     assert 0 < outcome.done < len(batch)
     assert outcome.retry is not None and outcome.retry.reconnect
     nats_server.start()

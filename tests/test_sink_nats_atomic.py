@@ -10,7 +10,6 @@ stored; the stream is created with ``allow_atomic`` or validated for it.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from bridge.sinks.base import Outgoing
 from bridge.sinks.nats import ATOMIC_BATCH_LIMIT, ATOMIC_MIN_EVENTS, StreamMismatch
 from nats_fixture import nats_server, read_stream, stream_config  # noqa: F401
-from test_sink_nats import PREFIX, config_error, events, keys_of, load_sink, make_stream
+from test_sink_nats import PREFIX, config_error, events, keys_of, load_sink, make_stream, send_and_kill
 
 SUBJECT = "tillwire.store-1.till-3"
 ATOMIC = 'publish = "atomic"'
@@ -193,18 +192,7 @@ def test_a_server_killed_mid_batch_keeps_whole_batches_and_the_rest_follows_in_o
     sink = load_sink(tmp_path, f'url = "{nats_server.url}"\n{ATOMIC}\nack_timeout_s = 2')
     sink.connect(5)
     batch = interleaved(12 * ATOMIC_BATCH_LIMIT)
-    result = {}
-    sender = threading.Thread(target=lambda: result.setdefault("outcome", sink.send(batch)))
-    sender.start()
-    try:
-        deadline = time.monotonic() + 20
-        while stream_config(nats_server.url, "TILLWIRE").state.messages < 1000:
-            assert time.monotonic() < deadline, "the sink did not start publishing"
-            time.sleep(0.005)
-        nats_server.kill()
-    finally:
-        sender.join(20)
-    outcome = result["outcome"]
+    outcome = send_and_kill(sink, batch, nats_server, stored=1000)
     # done may be 0 even though a batch is stored: the kill can come between the commit and its PubAck
     assert outcome.done < len(batch) and outcome.done % ATOMIC_BATCH_LIMIT == 0
     assert outcome.retry is not None and outcome.retry.reconnect

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 

@@ -198,17 +198,14 @@ class SinkSettings:
     backoff_cap_s: float
     connect_timeout_s: float
     options: Any = None
+    _matcher: TypeMatcher | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        if self.types is not None:
+            object.__setattr__(self, "_matcher", TypeMatcher(self.types))
 
     def wants(self, type_: str, cls: str) -> bool:
-        return cls in self.classes and (self._types is None or self._types(type_))
-
-    @property
-    def _types(self) -> TypeMatcher | None:
-        m = self.__dict__.get("_matcher")
-        if m is None and self.types is not None:
-            m = TypeMatcher(self.types)
-            object.__setattr__(self, "_matcher", m)
-        return m
+        return cls in self.classes and (self._matcher is None or self._matcher(type_))
 
 
 def parse_delivery(t: Table) -> DeliveryClasses:
